@@ -1,0 +1,36 @@
+# The two commands: `make demo` (set up and run the demo hub) and `make test` (set up and run all tests).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS ?= server,postgres,s3,dev
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint format clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MatterHub needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+demo: setup
+	$(BIN)/matterhub demo
+
+test: setup
+	$(BIN)/python -m pytest -v $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: setup
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+clean:
+	rm -rf $(VENV) matterhub-demo matterhub-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,50 @@
+"""The application factory: one FastAPI app per `Settings`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from matterhub import __version__
+from matterhub.api.errors import install_error_handlers
+from matterhub.api.limits import BodySizeLimit
+from matterhub.api.routes import accounts, health
+from matterhub.bootstrap import Services, build_services
+from matterhub.settings import Settings
+from matterhub.web import pages
+
+__all__ = ["create_app"]
+
+_DESCRIPTION = """\
+MatterHub is a self-hostable data and model hub for materials science.
+
+Authenticate with `Authorization: Bearer <token>` (create one with `matterhub token create`).
+Anonymous callers see only public content. Errors are JSON `{error, detail, field}`.
+"""
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    """Build the app; services are built from `settings` unless given."""
+    services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="MatterHub",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.include_router(health.router)
+    app.include_router(accounts.router)
+    app.include_router(pages.router)
+    return app

@@ -1,0 +1,344 @@
+"""Users, groups and API tokens: the service behind `/api/whoami` and the admin commands."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from collections import OrderedDict
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from matterhub.catalog.database import Catalog
+from matterhub.catalog.models import ApiToken, Group, User, utcnow
+from matterhub.catalog.repositories import GroupRepository, TokenRepository, UserRepository
+from matterhub.core.accounts import (
+    GroupPublic,
+    NewToken,
+    TokenPublic,
+    UserPublic,
+    WhoAmI,
+    check_name,
+)
+from matterhub.core.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from matterhub.core.identity import (
+    ANONYMOUS,
+    SYSTEM_IDENTITY,
+    Identity,
+    group_principal,
+    user_principal,
+)
+from matterhub.core.policy import Policy
+
+__all__ = ["TOKEN_PREFIX", "AccountService"]
+
+TOKEN_PREFIX = "mh"
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+_VERIFIED_CACHE_SIZE = 4096
+
+
+def _user_public(user: User) -> UserPublic:
+    return UserPublic(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        full_name=user.full_name,
+        is_admin=user.is_admin,
+        created_at=user.created_at,
+        principal=user_principal(user.id),
+    )
+
+
+def _group_public(group: Group) -> GroupPublic:
+    return GroupPublic(
+        id=group.id,
+        name=group.name,
+        description=group.description,
+        created_at=group.created_at,
+        principal=group_principal(group.id),
+        members=sorted(m.user.username for m in group.members),
+    )
+
+
+def _token_public(token: ApiToken) -> TokenPublic:
+    return TokenPublic(
+        id=token.id,
+        name=token.name,
+        username=token.user.username,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        revoked_at=token.revoked_at,
+        last_used_at=token.last_used_at,
+    )
+
+
+class AccountService:
+    """Manages accounts and turns bearer tokens into identities."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        policy: Policy,
+        *,
+        default_token_ttl: timedelta | None = timedelta(days=365),
+        hasher: PasswordHasher | None = None,
+    ) -> None:
+        self._catalog = catalog
+        self._policy = policy
+        self._default_ttl = default_token_ttl
+        self._hasher = hasher or PasswordHasher()
+        # argon2 costs tens of milliseconds by design; tokens are 256-bit random, so once a
+        # token verified we remember its digest and skip the hash on later requests. Revocation,
+        # expiry and account state are still read from the catalog on every request.
+        self._verified: OrderedDict[bytes, str] = OrderedDict()
+        self._verified_lock = threading.Lock()
+
+    # users ---------------------------------------------------------------------------------
+
+    def create_user(
+        self,
+        identity: Identity,
+        username: str,
+        *,
+        email: str | None = None,
+        full_name: str | None = None,
+        is_admin: bool = False,
+    ) -> UserPublic:
+        """Create a user account (administrators only)."""
+        self._policy.require_admin(identity)
+        check_name(username, field="username")
+        if email is not None and "@" not in email:
+            raise InvalidInput(f"{email!r} is not an e-mail address", field="email")
+        with self._catalog.transaction() as session:
+            user = User(username=username, email=email, full_name=full_name, is_admin=is_admin)
+            UserRepository(session).add(user)
+            return _user_public(user)
+
+    def get_user(self, identity: Identity, username: str) -> UserPublic:
+        """One user: yourself, or anyone for administrators."""
+        self._require_self_or_admin(identity, username)
+        with self._catalog.transaction() as session:
+            return _user_public(UserRepository(session).require(username))
+
+    def list_users(self, identity: Identity) -> list[UserPublic]:
+        """Every user (administrators only)."""
+        self._policy.require_admin(identity)
+        with self._catalog.transaction() as session:
+            return [_user_public(u) for u in UserRepository(session).list()]
+
+    def has_admin(self) -> bool:
+        """Whether at least one enabled administrator exists."""
+        with self._catalog.transaction() as session:
+            return UserRepository(session).count_admins() > 0
+
+    def ensure_admin(self, username: str) -> tuple[UserPublic, NewToken] | None:
+        """Create the first administrator and a token for it, unless an admin already exists."""
+        if self.has_admin():
+            return None
+        user = self.create_user(SYSTEM_IDENTITY, username, is_admin=True)
+        token = self.create_token(SYSTEM_IDENTITY, username, name="initial admin token")
+        return user, token
+
+    # groups --------------------------------------------------------------------------------
+
+    def create_group(
+        self, identity: Identity, name: str, *, description: str | None = None
+    ) -> GroupPublic:
+        """Create a group; a user creating it becomes its first manager."""
+        if identity.is_anonymous:
+            raise Unauthenticated("sign in to create groups")
+        check_name(name, field="name")
+        with self._catalog.transaction() as session:
+            groups = GroupRepository(session)
+            group = groups.add(Group(name=name, description=description))
+            if identity.user_id is not None:
+                user = UserRepository(session).get(identity.user_id)
+                if user is not None:
+                    groups.add_member(group, user, role="manager")
+            session.refresh(group)
+            return _group_public(groups.require(name))
+
+    def add_member(
+        self, identity: Identity, group_name: str, username: str, *, role: str = "member"
+    ) -> GroupPublic:
+        """Add a user to a group (administrators and the group's managers)."""
+        if role not in ("member", "manager"):
+            raise InvalidInput(f"role must be 'member' or 'manager', not {role!r}", field="role")
+        with self._catalog.transaction() as session:
+            groups = GroupRepository(session)
+            group = groups.require(group_name)
+            self._require_group_manager(identity, groups, group)
+            groups.add_member(group, UserRepository(session).require(username), role=role)
+            session.expire(group)
+            return _group_public(groups.require(group_name))
+
+    def remove_member(self, identity: Identity, group_name: str, username: str) -> GroupPublic:
+        """Remove a user from a group (administrators and the group's managers)."""
+        with self._catalog.transaction() as session:
+            groups = GroupRepository(session)
+            group = groups.require(group_name)
+            self._require_group_manager(identity, groups, group)
+            groups.remove_member(group, UserRepository(session).require(username))
+            session.expire(group)
+            return _group_public(groups.require(group_name))
+
+    def list_groups(self, identity: Identity) -> list[GroupPublic]:
+        """All groups for administrators; the caller's own groups otherwise."""
+        with self._catalog.transaction() as session:
+            groups = GroupRepository(session).list()
+            if not identity.bypasses_acl:
+                groups = [g for g in groups if g.id in identity.group_ids]
+            return [_group_public(g) for g in groups]
+
+    def get_group(self, identity: Identity, name: str) -> GroupPublic:
+        """One group: administrators and members only."""
+        with self._catalog.transaction() as session:
+            group = GroupRepository(session).require(name)
+            if not identity.bypasses_acl and group.id not in identity.group_ids:
+                raise NotFound(f"no group named {name!r}", field="group")
+            return _group_public(group)
+
+    # tokens --------------------------------------------------------------------------------
+
+    def create_token(
+        self,
+        identity: Identity,
+        username: str,
+        *,
+        name: str = "api",
+        expires_in: timedelta | None = None,
+        never_expires: bool = False,
+    ) -> NewToken:
+        """Create a bearer token for `username`; its secret is returned this one time."""
+        self._require_self_or_admin(identity, username)
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise InvalidInput("a token must expire in the future", field="expires_in")
+        if not name.strip() or len(name) > 100:
+            raise InvalidInput("a token name is 1-100 characters", field="name")
+        ttl = None if never_expires else (expires_in or self._default_ttl)
+        token_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        with self._catalog.transaction() as session:
+            user = UserRepository(session).require(username)
+            row = ApiToken(
+                id=token_id,
+                user_id=user.id,
+                name=name,
+                secret_hash=self._hasher.hash(secret),
+                expires_at=utcnow() + ttl if ttl else None,
+            )
+            row.user = user
+            TokenRepository(session).add(row)
+            public = _token_public(row)
+        return NewToken(**public.model_dump(), token=f"{TOKEN_PREFIX}_{token_id}_{secret}")
+
+    def revoke_token(self, identity: Identity, token_id: str) -> TokenPublic:
+        """Revoke a token now (its owner or an administrator); it stops working at once."""
+        with self._catalog.transaction() as session:
+            row = TokenRepository(session).get(token_id)
+            if row is None or not (identity.bypasses_acl or identity.user_id == row.user_id):
+                raise NotFound(f"no token {token_id!r}", field="token_id")
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            return _token_public(row)
+
+    def list_tokens(self, identity: Identity, username: str) -> list[TokenPublic]:
+        """A user's tokens (never their secrets): yourself, or anyone for administrators."""
+        self._require_self_or_admin(identity, username)
+        with self._catalog.transaction() as session:
+            user = UserRepository(session).require(username)
+            return [_token_public(t) for t in TokenRepository(session).for_user(user.id)]
+
+    # authentication ------------------------------------------------------------------------
+
+    def authenticate(self, bearer: str | None) -> Identity:
+        """The identity behind a bearer token; no token is anonymous.
+
+        Raises:
+            Unauthenticated: the token is malformed, unknown, wrong, revoked or expired.
+        """
+        if bearer is None:
+            return ANONYMOUS
+        prefix, _, rest = bearer.partition("_")
+        token_id, _, secret = rest.partition("_")
+        if prefix != TOKEN_PREFIX or not token_id or not secret:
+            raise Unauthenticated("malformed API token: expected 'mh_<id>_<secret>'")
+        digest = hashlib.sha256(bearer.encode()).digest()
+        now = utcnow()
+        with self._catalog.transaction() as session:
+            row = TokenRepository(session).get(token_id)
+            if row is None or not self._secret_matches(row, secret, digest):
+                raise Unauthenticated("invalid API token")
+            if row.revoked_at is not None:
+                raise Unauthenticated(f"this API token was revoked at {_iso(row.revoked_at)}")
+            if row.expires_at is not None and row.expires_at <= now:
+                raise Unauthenticated(
+                    f"this API token expired at {_iso(row.expires_at)}; "
+                    "create a new one with `matterhub token create`"
+                )
+            if row.user.disabled_at is not None:
+                raise Unauthenticated("this account is disabled")
+            if row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION:
+                row.last_used_at = now
+            return Identity(
+                user_id=row.user.id,
+                username=row.user.username,
+                group_ids=UserRepository(session).group_ids(row.user.id),
+                is_admin=row.user.is_admin,
+            )
+
+    def whoami(self, identity: Identity) -> WhoAmI:
+        """Describe the caller."""
+        names: list[str] = []
+        if identity.group_ids:
+            with self._catalog.transaction() as session:
+                names = [
+                    g.name for g in GroupRepository(session).list() if g.id in identity.group_ids
+                ]
+        return WhoAmI(
+            authenticated=not identity.is_anonymous,
+            username=identity.username,
+            user_id=identity.user_id,
+            is_admin=identity.bypasses_acl,
+            groups=names,
+            principals=sorted(identity.principals),
+        )
+
+    # helpers -------------------------------------------------------------------------------
+
+    def _secret_matches(self, row: ApiToken, secret: str, digest: bytes) -> bool:
+        with self._verified_lock:
+            if self._verified.get(digest) == row.id:
+                self._verified.move_to_end(digest)
+                return True
+        try:
+            self._hasher.verify(row.secret_hash, secret)
+        except (VerificationError, InvalidHashError):
+            return False
+        with self._verified_lock:
+            self._verified[digest] = row.id
+            while len(self._verified) > _VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return True
+
+    def _require_self_or_admin(self, identity: Identity, username: str) -> None:
+        if identity.bypasses_acl or identity.username == username:
+            return
+        if identity.is_anonymous:
+            raise Unauthenticated("sign in with an API token")
+        raise PermissionDenied("only administrators may act for other users")
+
+    def _require_group_manager(
+        self, identity: Identity, groups: GroupRepository, group: Group
+    ) -> None:
+        if identity.bypasses_acl:
+            return
+        member = groups.membership(group.id, identity.user_id) if identity.user_id else None
+        if member is None or member.role != "manager":
+            raise PermissionDenied(f"only managers of {group.name!r} may change its members")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")

@@ -1,0 +1,314 @@
+"""SQLAlchemy 2 table models. Alembic migrations in `migrations/` must match them exactly."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "Build",
+    "Dataset",
+    "DatasetVersion",
+    "Group",
+    "GroupMember",
+    "Servable",
+    "ServableVersion",
+    "Submission",
+    "SubmissionStep",
+    "Task",
+    "User",
+    "new_id",
+    "utcnow",
+]
+
+
+def new_id() -> str:
+    """A new random object id (UUID4 text), safe to show in URLs and principals."""
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores no zone, so we restore it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
+JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+
+# Deterministic constraint names let Alembic alter SQLite tables in batch mode.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the project's naming convention and type map."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDoc, list[str]: JSONDoc}
+
+
+class User(Base):
+    """A person (or robot) who can hold tokens and own things."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    full_name: Mapped[str | None] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+
+    memberships: Mapped[list[GroupMember]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+
+class Group(Base):
+    """A named set of users whose principal can be granted access."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    members: Mapped[list[GroupMember]] = relationship(
+        back_populates="group", cascade="all, delete-orphan"
+    )
+
+
+class GroupMember(Base):
+    """Membership of a user in a group; managers may add and remove members."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16), default="member")
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    group: Mapped[Group] = relationship(back_populates="members")
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class ApiToken(Base):
+    """A bearer token: only its argon2 hash is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class Dataset(Base):
+    """A dataset: a stable `source_name` with a series of versions."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    source_name: Mapped[str] = mapped_column(String(200), unique=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DatasetVersion(Base):
+    """One version `<source_name>_v<major>.<minor>`; immutable once published."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "major", "minor", name="uq_dataset_version"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    source_id: Mapped[str] = mapped_column(String(220), unique=True)
+    major: Mapped[int] = mapped_column(Integer)
+    minor: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    visible_to: Mapped[list[str]] = mapped_column(default=list)
+    document: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pid: Mapped[str | None] = mapped_column(String(255), unique=True)
+    storage_prefix: Mapped[str | None] = mapped_column(String(512))
+    file_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+
+
+class Submission(Base):
+    """A Connect submission: durable before it is acknowledged."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    source_id: Mapped[str] = mapped_column(String(220), index=True)
+    dataset_version_id: Mapped[str | None] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="SET NULL")
+    )
+    submitter_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="RESTRICT"), index=True
+    )
+    request: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    steps: Mapped[list[SubmissionStep]] = relationship(
+        back_populates="submission",
+        cascade="all, delete-orphan",
+        order_by="SubmissionStep.position",
+    )
+
+
+class SubmissionStep(Base):
+    """One pipeline step's state, with MDF's one-letter status code."""
+
+    __tablename__ = "submission_steps"
+
+    submission_id: Mapped[str] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(1), default="z")
+    detail: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    submission: Mapped[Submission] = relationship(back_populates="steps")
+
+
+class Servable(Base):
+    """A published model or function, `owner/name`, with a series of versions."""
+
+    __tablename__ = "servables"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_servable_owner_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    visible_to: Mapped[list[str]] = mapped_column(default=list)
+    runnable_by: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ServableVersion(Base):
+    """One published version of a servable; its document follows DLHub's schema."""
+
+    __tablename__ = "servable_versions"
+    __table_args__ = (UniqueConstraint("servable_id", "version", name="uq_servable_version"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    servable_id: Mapped[str] = mapped_column(
+        ForeignKey("servables.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="building", index=True)
+    document: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    environment_hash: Mapped[str | None] = mapped_column(String(128))
+    storage_prefix: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Build(Base):
+    """A build of a servable version's environment, with its log."""
+
+    __tablename__ = "builds"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    servable_version_id: Mapped[str] = mapped_column(
+        ForeignKey("servable_versions.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    step: Mapped[str | None] = mapped_column(String(32))
+    log: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class Task(Base):
+    """A durable unit of background work (an async run, a pipeline step, a build)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_queue", "status", "kind", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    owner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    servable_version_id: Mapped[str | None] = mapped_column(
+        ForeignKey("servable_versions.id", ondelete="SET NULL")
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]

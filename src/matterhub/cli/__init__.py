@@ -1,0 +1,1 @@
+"""The `matterhub` command line."""

@@ -1,0 +1,5 @@
+"""`python -m matterhub.cli`."""
+
+from matterhub.cli.main import main
+
+main()

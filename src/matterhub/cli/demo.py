@@ -1,0 +1,88 @@
+"""`matterhub demo`: an embedded hub in a local folder with demo content, ready to try."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+
+from matterhub.bootstrap import Services, build_services
+from matterhub.cli.server import check_port_free, run_server
+from matterhub.core.errors import Conflict
+from matterhub.core.identity import SYSTEM_IDENTITY
+from matterhub.settings import Settings
+
+__all__ = ["run_demo", "seed_demo"]
+
+DEMO_USER = "alice"
+DEMO_GROUP = "demo-lab"
+
+
+def _remember(path: Path, secret: str) -> None:
+    """Keep a demo token beside the data (mode 0600) so a second `make demo` can show it again."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+
+
+def seed_demo(services: Services) -> dict[str, str]:
+    """Create the demo accounts once; return the tokens to show, by username."""
+    data_dir = services.settings.data_dir
+    tokens: dict[str, str] = {}
+    admin_file = data_dir / "demo-admin-token"
+    created = services.accounts.ensure_admin(services.settings.admin_username)
+    if created is not None:
+        _remember(admin_file, created[1].token)
+    alice_file = data_dir / "demo-alice-token"
+    try:
+        services.accounts.create_user(
+            SYSTEM_IDENTITY, DEMO_USER, email="alice@example.org", full_name="Alice Demo"
+        )
+        services.accounts.create_group(
+            SYSTEM_IDENTITY, DEMO_GROUP, description="Everyone trying the demo"
+        )
+        services.accounts.add_member(SYSTEM_IDENTITY, DEMO_GROUP, DEMO_USER)
+        token = services.accounts.create_token(SYSTEM_IDENTITY, DEMO_USER, name="demo")
+        _remember(alice_file, token.token)
+    except Conflict:
+        pass  # seeded by an earlier run
+    for name, path in ((services.settings.admin_username, admin_file), (DEMO_USER, alice_file)):
+        if path.exists():
+            tokens[name] = path.read_text().strip()
+    return tokens
+
+
+def run_demo(settings: Settings, *, console: Console, serve: bool = True) -> None:
+    """Set up the demo hub, print what to try, and serve until Ctrl-C."""
+    if serve:
+        check_port_free(settings.host, settings.port)
+    services = build_services(settings)
+    tokens = seed_demo(services)
+    base = settings.base_url
+    alice = tokens.get(DEMO_USER, "<token>")
+    admin = tokens.get(settings.admin_username, "<token>")
+    lines = [
+        f"[bold]MatterHub demo[/bold] — data in {settings.data_dir}",
+        "",
+        f"  Home         {base}/",
+        f"  API docs     {base}/docs",
+        f"  Health       {base}/health",
+        "",
+        f"Demo user [bold]{DEMO_USER}[/bold] (group {DEMO_GROUP}) has the token:",
+        f"  {alice}",
+        f"Administrator [bold]{settings.admin_username}[/bold] has the token:",
+        f"  {admin}",
+        "",
+        "Try it:",
+        f'  curl -H "Authorization: Bearer {alice}" {base}/api/whoami',
+        f"  python -c \"import httpx; print(httpx.get('{base}/api/whoami', "
+        f"headers={{'Authorization': 'Bearer {alice}'}}).json())\"",
+        f"  matterhub --data-dir {settings.data_dir} user list",
+        f"  matterhub --data-dir {settings.data_dir} token create {DEMO_USER}",
+    ]
+    console.print(Panel("\n".join(lines), expand=False), highlight=False, soft_wrap=True)
+    if serve:
+        console.print("Serving; press Ctrl-C to stop.")
+        run_server(settings, services)

@@ -1,0 +1,1 @@
+"""Pure domain: models, errors, identities and access rules; no I/O, no other imports of ours."""

@@ -1,0 +1,117 @@
+"""The one settings class. Every field is documented; the environment prefix is MATTERHUB_."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+def _default_data_dir() -> Path:
+    return Path.cwd() / "matterhub-data"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure, read from `MATTERHUB_*` variables or a `.env` file.
+
+    Only the CLI (and tests) construct it; services receive what they need from `bootstrap`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="MATTERHUB_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description=(
+            "Folder holding the embedded catalog, blobs and index unless their URLs say otherwise."
+        ),
+    )
+    database_url: str = Field(
+        default="",
+        description=(
+            "Catalog database URL: sqlite:///<path> (default sqlite:///<data_dir>/catalog.db) or "
+            "postgresql://user:pass@host/db."
+        ),
+    )
+    storage_url: str = Field(
+        default="",
+        description=(
+            "Blob store URL: file://<path> (default file://<data_dir>/blobs) or s3://bucket/prefix."
+        ),
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Extra options for the blob store's fsspec filesystem as JSON, e.g. "
+            '{"endpoint_url": "http://127.0.0.1:9000", "key": "...", "secret": "..."} for S3.'
+        ),
+    )
+    index_dir: Path | None = Field(
+        default=None, description="Folder of the search indexes (default <data_dir>/index)."
+    )
+    executor: str = Field(
+        default="local",
+        description=(
+            "Where servables and heavy pipeline work run: 'local' (sandboxed worker processes) "
+            "or ray://host:port / ray:local."
+        ),
+    )
+    host: str = Field(default="127.0.0.1", description="Address `matterhub serve` binds to.")
+    port: int = Field(
+        default=8000, ge=0, le=65535, description="Port `matterhub serve` listens on."
+    )
+    base_url: str = Field(
+        default="",
+        description=(
+            "Public URL of this hub, used in links and identifiers (default http://<host>:<port>)."
+        ),
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Server secret for signing (sessions, webhooks). Default: generated once and kept in "
+            "<data_dir>/secret with mode 0600."
+        ),
+    )
+    max_request_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="Largest request body the API accepts, in bytes; larger ones get 413.",
+    )
+    token_ttl_days: int | None = Field(
+        default=365,
+        gt=0,
+        description="Default lifetime of new API tokens in days; unset: tokens never expire.",
+    )
+    admin_username: str = Field(
+        default="admin",
+        description="Name of the first administrator, made by `matterhub init` or on first serve.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Logging level of the server."
+    )
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        """Fill URLs that default to places under data_dir, and the base URL."""
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'catalog.db'}"
+        if not self.storage_url:
+            self.storage_url = f"file://{self.data_dir / 'blobs'}"
+        if self.index_dir is None:
+            self.index_dir = self.data_dir / "index"
+        if not self.base_url:
+            shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+            self.base_url = f"http://{shown}:{self.port}"
+        self.base_url = self.base_url.rstrip("/")
+        return self

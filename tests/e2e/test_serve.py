@@ -1,0 +1,116 @@
+"""End to end: real `matterhub serve` and `matterhub demo` processes over loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+MATTERHUB = [sys.executable, "-m", "matterhub.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early with {proc.returncode}")
+        try:
+            return httpx.get(f"{base}/health", timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError("server did not answer /health in time")
+
+
+def start(args: list[str], data_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MATTERHUB_")}
+    return subprocess.Popen(
+        [*MATTERHUB, "--data-dir", str(data_dir), *args, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C the process, as a person would, and return everything it printed."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        output, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+        raise AssertionError(f"did not stop on Ctrl-C:\n{output}") from None
+    return output
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    proc = start(["serve"], tmp_path / "hub", port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_healthy(base, proc).status_code == 200
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            stop(proc)
+
+
+def test_serve_answers_and_its_first_admin_token_works(
+    served: tuple[str, subprocess.Popen[str]],
+) -> None:
+    base, proc = served
+    assert httpx.get(f"{base}/health").json()["status"] == "ok"
+    assert "/api/whoami" in httpx.get(f"{base}/openapi.json").json()["paths"]
+    assert httpx.get(f"{base}/api/whoami").json()["authenticated"] is False
+    output = stop(proc)
+    token = re.search(r"(mh_[0-9a-f]{16}_\S+)", output)
+    assert token, output
+    assert proc.returncode == 0
+
+
+def test_demo_serves_until_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start(["demo"], tmp_path / "demo", port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_healthy(base, proc).json()["status"] == "ok"
+        docs = httpx.get(f"{base}/docs")
+        assert docs.status_code == 200 and "openapi.json" in docs.text
+        paths = httpx.get(f"{base}/openapi.json").json()["paths"]
+        assert {"/health", "/api/whoami", "/api/users"} <= set(paths)
+        alice = (tmp_path / "demo" / "demo-alice-token").read_text().strip()
+        me = httpx.get(f"{base}/api/whoami", headers={"Authorization": f"Bearer {alice}"})
+        assert me.json()["username"] == "alice" and me.json()["groups"] == ["demo-lab"]
+    finally:
+        output = stop(proc)
+    assert f"{base}/docs" in output and alice in output
+    assert proc.returncode == 0
+
+
+def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = start(["serve"], tmp_path / "hub", port)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in output and "MATTERHUB_PORT" in output
