@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -116,6 +117,7 @@ def test_settings_hides_the_secret(tmp_path: Path) -> None:
 
 def test_db_commands(tmp_path: Path) -> None:
     code, output = run(tmp_path, "db", "upgrade")
-    assert code == 0 and "at revision 0001" in output
+    assert code == 0 and "at revision" in output
     code, output = run(tmp_path, "db", "current")
-    assert code == 0 and "current: 0001" in output and "head: 0001" in output
+    found = re.search(r"current: (\w+)\s+head: (\w+)", output)
+    assert code == 0 and found and found.group(1) == found.group(2) != "None"

@@ -19,6 +19,7 @@ from matterhub.core.errors import CatalogError, Conflict, InvalidInput
 TABLES = {
     "users", "groups", "group_members", "api_tokens", "datasets", "dataset_versions",
     "submissions", "submission_steps", "servables", "servable_versions", "builds", "tasks",
+    "search_indexes", "search_tasks",
 }  # fmt: skip
 
 

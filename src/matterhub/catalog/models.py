@@ -32,6 +32,8 @@ __all__ = [
     "DatasetVersion",
     "Group",
     "GroupMember",
+    "SearchIndex",
+    "SearchTask",
     "Servable",
     "ServableVersion",
     "Submission",
@@ -312,3 +314,39 @@ class Task(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
+
+
+class SearchIndex(Base):
+    """A Discover index (`mdf`, `mdf-test`, `dlhub`, …); its entries live in the search backend."""
+
+    __tablename__ = "search_indexes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    writers: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SearchTask(Base):
+    """A durable index write (ingest or delete): recorded before it is acknowledged, replayable."""
+
+    __tablename__ = "search_tasks"
+
+    # SQLite only auto-increments INTEGER PRIMARY KEY; `seq` orders replays on every backend.
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)
+    index_id: Mapped[str] = mapped_column(
+        ForeignKey("search_indexes.id", ondelete="CASCADE"), index=True
+    )
+    task_type: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="PENDING", index=True)
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    message: Mapped[str | None] = mapped_column(Text)
+    additional_details: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
