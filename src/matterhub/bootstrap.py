@@ -13,6 +13,9 @@ from matterhub.catalog import Catalog, open_catalog
 from matterhub.catalog.accounts import AccountService
 from matterhub.core.errors import InvalidInput
 from matterhub.core.policy import Policy
+from matterhub.publish import DatasetService, load_pid_provider
+from matterhub.search.service import SearchService
+from matterhub.search.tantivy import TantivyIndex
 from matterhub.settings import Settings
 
 __all__ = ["Services", "build_services", "server_secret"]
@@ -27,10 +30,17 @@ class Services:
     blobs: BlobStore
     policy: Policy
     accounts: AccountService
+    search: SearchService
     secret: str = field(repr=False)
+    datasets: DatasetService = field(repr=False)
+
+    def start(self) -> None:
+        """Start background work: the search ingest worker (re-queues unfinished writes)."""
+        self.search.start()
 
     def close(self) -> None:
-        """Release connections and files."""
+        """Stop background work and release connections and files."""
+        self.search.stop()
         self.catalog.close()
 
 
@@ -68,14 +78,39 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     policy = Policy()
     ttl = timedelta(days=settings.token_ttl_days) if settings.token_ttl_days else None
     accounts = AccountService(catalog, policy, default_token_ttl=ttl)
+    datasets = DatasetService(
+        catalog,
+        blobs,
+        policy,
+        load_pid_provider(settings.pid_provider, _pid_options(settings)),
+        base_url=settings.base_url,
+        curator_group=settings.curator_group,
+    )
+    assert settings.index_dir is not None  # derived from data_dir by Settings
+    search = SearchService(catalog, policy, index_dir=settings.index_dir, open_backend=TantivyIndex)
     return Services(
         settings=settings,
         catalog=catalog,
         blobs=blobs,
         policy=policy,
         accounts=accounts,
+        search=search,
         secret=server_secret(settings),
+        datasets=datasets,
     )
+
+
+def _pid_options(settings: Settings) -> dict[str, object]:
+    """What PID providers may read; passed as plain values so providers never see Settings."""
+    password = settings.datacite_password
+    return {
+        "pid_prefix": settings.pid_prefix,
+        "datacite_url": settings.datacite_url,
+        "datacite_user": settings.datacite_user,
+        "datacite_password": password.get_secret_value() if password else "",
+        "datacite_prefix": settings.datacite_prefix,
+        "datacite_test_mode": settings.datacite_test_mode,
+    }
 
 
 def _ensure_dir(path: Path, *, field: str) -> None:

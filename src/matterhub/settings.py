@@ -96,6 +96,35 @@ class Settings(BaseSettings):
         default="admin",
         description="Name of the first administrator, made by `matterhub init` or on first serve.",
     )
+    pid_provider: str = Field(
+        default="local",
+        description=(
+            "Who mints dataset identifiers: 'local' (this hub, resolved at /pid/<id>) or "
+            "'datacite' (DOIs), or any provider registered under matterhub.pid_providers."
+        ),
+    )
+    pid_prefix: str = Field(
+        default="mh", description="Prefix of identifiers minted by the local provider (<prefix>/…)."
+    )
+    datacite_url: str = Field(
+        default="",
+        description=(
+            "DataCite REST API URL (default: the test API in test mode, else the production one)."
+        ),
+    )
+    datacite_user: str = Field(default="", description="DataCite repository account (client id).")
+    datacite_password: SecretStr | None = Field(
+        default=None, description="Password of the DataCite repository account."
+    )
+    datacite_prefix: str = Field(default="", description="DOI prefix to mint under, e.g. 10.5072.")
+    datacite_test_mode: bool = Field(
+        default=True,
+        description="Mint test DOIs against DataCite's test service (set false for real DOIs).",
+    )
+    curator_group: str = Field(
+        default="curators",
+        description="Group whose members see and publish or reject datasets in curation.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level of the server."
     )

@@ -121,3 +121,25 @@ def test_db_commands(tmp_path: Path) -> None:
     code, output = run(tmp_path, "db", "current")
     found = re.search(r"current: (\w+)\s+head: (\w+)", output)
     assert code == 0 and found and found.group(1) == found.group(2) != "None"
+
+
+def test_index_commands_and_reindex(tmp_path: Path) -> None:
+    code, output = run(tmp_path, "index", "create", "lab-data", "--writer", "public")
+    assert code == 0 and "Created index lab-data" in output
+    code, output = run(tmp_path, "index", "list")
+    assert code == 0 and "lab-data" in output and "1a57bbe5-5272-477f-9d31-343b8258b7a5" in output
+    from matterhub.bootstrap import build_services
+    from matterhub.core.identity import SYSTEM_IDENTITY
+
+    services = build_services(Settings(data_dir=tmp_path))
+    services.start()
+    entry = {"subject": "s", "visible_to": ["public"], "content": {"x": 1}}
+    task = services.search.ingest(
+        SYSTEM_IDENTITY, "lab-data", {"ingest_type": "GMetaEntry", "ingest_data": entry}
+    )
+    assert services.search.wait(task.task_id).state == "SUCCESS"
+    services.close()
+    code, output = run(tmp_path, "reindex", "lab-data")
+    assert code == 0 and "Rebuilt lab-data: 1 entries" in output
+    code, output = run(tmp_path, "reindex", "nope")
+    assert code == 2 and "no search index 'nope'" in output

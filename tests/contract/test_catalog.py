@@ -18,6 +18,7 @@ from matterhub.core.errors import CatalogError, Conflict, InvalidInput
 
 TABLES = {
     "users", "groups", "group_members", "api_tokens", "datasets", "dataset_versions",
+    "dataset_files", "upload_sessions",
     "submissions", "submission_steps", "servables", "servable_versions", "builds", "tasks",
     "search_indexes", "search_tasks",
 }  # fmt: skip

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from matterhub import __version__
 from matterhub.api.errors import install_error_handlers
 from matterhub.api.limits import BodySizeLimit
-from matterhub.api.routes import accounts, health
+from matterhub.api.routes import accounts, globus, health
+from matterhub.api.routes import datasets as dataset_routes
+from matterhub.api.routes import pid as pid_routes
 from matterhub.bootstrap import Services, build_services
 from matterhub.settings import Settings
 from matterhub.web import pages
@@ -28,6 +30,7 @@ Anonymous callers see only public content. Errors are JSON `{error, detail, fiel
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     """Build the app; services are built from `settings` unless given."""
     services = services or build_services(settings)
+    services.start()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -46,5 +49,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(accounts.router)
+    app.include_router(dataset_routes.router)
+    app.include_router(pid_routes.router)
+    app.include_router(globus.router)
     app.include_router(pages.router)
     return app

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +36,22 @@ CHUNK_SIZE = 1 << 20
 TEMP_PREFIX = ".tmp-"
 
 log = logging.getLogger(__name__)
+
+_PARALLEL_HASH = 1 << 20
+"""Chunks at least this large are hashed in a helper thread while they are written."""
+_HASHER: ThreadPoolExecutor | None = None
+_HASHER_LOCK = threading.Lock()
+
+
+def _hasher() -> ThreadPoolExecutor:
+    global _HASHER
+    with _HASHER_LOCK:
+        if _HASHER is None:
+            _HASHER = ThreadPoolExecutor(
+                max_workers=os.cpu_count() or 2, thread_name_prefix="blob-hash"
+            )
+        return _HASHER
+
 
 _SHA512_HEX = re.compile(r"[0-9a-f]{128}")
 
@@ -124,8 +143,16 @@ class BlobWriter(ABC):
         if self._closed:
             raise ValueError(f"the write of {self.key!r} is already finished")
         view = memoryview(data)
-        self._hash.update(view)
-        self._write(view)
+        if view.nbytes >= _PARALLEL_HASH:
+            # hashlib and file writes both release the GIL: hash on another core meanwhile.
+            hashed = _hasher().submit(self._hash.update, view)
+            try:
+                self._write(view)
+            finally:
+                hashed.result()
+        else:
+            self._hash.update(view)
+            self._write(view)
         self._size += view.nbytes
         return view.nbytes
 

@@ -29,6 +29,7 @@ __all__ = [
     "Base",
     "Build",
     "Dataset",
+    "DatasetFile",
     "DatasetVersion",
     "Group",
     "GroupMember",
@@ -39,6 +40,7 @@ __all__ = [
     "Submission",
     "SubmissionStep",
     "Task",
+    "UploadSession",
     "User",
     "new_id",
     "utcnow",
@@ -173,6 +175,7 @@ class Dataset(Base):
     test: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    latest_source_id: Mapped[str | None] = mapped_column(String(220))
 
 
 class DatasetVersion(Base):
@@ -197,6 +200,12 @@ class DatasetVersion(Base):
     total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
+    # Publish (revision 0003): draft readers, reasons, the publish claim, the frozen manifest.
+    shared_with: Mapped[list[str]] = mapped_column(default=list)
+    pid_state: Mapped[str | None] = mapped_column(String(16))
+    manifest_sha512: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    publish_lock_until: Mapped[datetime | None]
 
 
 class Submission(Base):
@@ -345,8 +354,44 @@ class SearchTask(Base):
     task_type: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default="PENDING", index=True)
     owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # JSON text, written as received: re-encoding a million entries would dominate ingest time.
+    payload: Mapped[str] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
     additional_details: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
+
+
+class DatasetFile(Base):
+    """One file of a dataset version; `blob_key` may sit in an older version's folder."""
+
+    __tablename__ = "dataset_files"
+
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    blob_key: Mapped[str] = mapped_column(String(1400))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha512: Mapped[str] = mapped_column(String(128))
+    mime_type: Mapped[str] = mapped_column(String(255))
+    visible_to: Mapped[list[str] | None] = mapped_column(JSONDoc)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UploadSession(Base):
+    """A resumable upload into a draft: chunks are kept as blobs until the last one arrives."""
+
+    __tablename__ = "upload_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="CASCADE"), index=True
+    )
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha512: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -14,6 +14,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from matterhub import __version__
+from matterhub.cli.datasets import dataset_app
 from matterhub.core.errors import MatterHubError
 from matterhub.core.identity import SYSTEM_IDENTITY
 from matterhub.settings import Settings
@@ -58,6 +59,9 @@ app.add_typer(user_app, name="user")
 app.add_typer(group_app, name="group")
 app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
+app.add_typer(dataset_app, name="dataset")
+index_app = typer.Typer(cls=_Group, help="Search indexes (Discover).", no_args_is_help=True)
+app.add_typer(index_app, name="index")
 
 DataDir = Annotated[
     Path | None,
@@ -314,6 +318,45 @@ def db_current(ctx: typer.Context) -> None:
 
     catalog = open_catalog(settings_from(ctx).database_url, migrate=False)
     out.print(f"current: {catalog.current_revision()}  head: {catalog.head_revision()}")
+
+
+# search indexes ------------------------------------------------------------------------------
+
+
+@index_app.command("list")
+def index_list(ctx: typer.Context) -> None:
+    """List the search indexes with their ids and sizes."""
+    services = services_from(ctx)
+    table = Table("name", "id", "entries", "writers")
+    for info in services.search.list_indexes(SYSTEM_IDENTITY):
+        table.add_row(info.name, info.id, str(info.num_entries), ", ".join(info.writers))
+    out.print(table)
+
+
+@index_app.command("create")
+def index_create(
+    ctx: typer.Context,
+    name: str,
+    description: Annotated[str | None, typer.Option(help="What the index holds.")] = None,
+    writer: Annotated[
+        list[str] | None, typer.Option(help="A principal allowed to ingest (repeatable).")
+    ] = None,
+) -> None:
+    """Create a search index."""
+    info = services_from(ctx).search.create_index(
+        SYSTEM_IDENTITY, name, description=description, writers=writer or []
+    )
+    out.print(f"Created index [bold]{info.name}[/bold] ({info.id})")
+
+
+@app.command()
+def reindex(
+    ctx: typer.Context,
+    index: Annotated[str, typer.Argument(help="Index name or id, e.g. mdf.")],
+) -> None:
+    """Rebuild a search index from the writes recorded in the catalog (stop the server first)."""
+    count = services_from(ctx).search.reindex(SYSTEM_IDENTITY, index)
+    out.print(f"Rebuilt {index}: {count} entries")
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 ```
 MatterHubError
   NotFound (404) · PermissionDenied (403) · Unauthenticated (401)
-  InvalidInput (422; field path + reason) · Conflict (409) · PayloadTooLarge (413)
+  InvalidInput (422; field path + reason) → BadRequest (400) · Conflict (409)
+  PayloadTooLarge (413)
   BackendError (503): CatalogError · StorageError · SearchError · PIDError · ExecutorError
 ```
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "BackendError",
+    "BadRequest",
     "CatalogError",
     "Conflict",
     "ExecutorError",
@@ -75,6 +77,13 @@ class InvalidInput(MatterHubError):
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail, field=field)
+
+
+class BadRequest(InvalidInput):
+    """Input that cannot be understood at all (a malformed query); 400 as Globus Search answers."""
+
+    code = "bad_request"
+    status = 400
 
 
 class Conflict(MatterHubError):

@@ -46,11 +46,7 @@ def upgrade() -> None:
         sa.Column("task_type", sa.String(length=32), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("owner_id", sa.String(length=36), nullable=True),
-        sa.Column(
-            "payload",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
+        sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("message", sa.Text(), nullable=True),
         sa.Column(
             "additional_details",

@@ -1,0 +1,413 @@
+"""The embedded search backend: one tantivy index on disk per MatterHub index."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import tantivy
+from tantivy import Document, Index, Occur, Query, SchemaBuilder
+
+from matterhub.core.errors import BadRequest, SearchError
+from matterhub.core.search import GFacet
+from matterhub.search.backend import Hit, Page, SearchBackend, SearchSpec
+from matterhub.search.documents import Prepared
+from matterhub.search.translate import Translator
+
+__all__ = ["TantivyIndex"]
+
+_NUMERIC = {"long", "double"}
+_FIXED_INTERVALS = {"second": "1s", "minute": "1m", "hour": "1h", "day": "1d", "week": "7d"}
+_CALENDAR = {"month": 7, "year": 4, "quarter": 7}
+
+
+def _schema() -> tantivy.Schema:
+    sb = SchemaBuilder()
+    sb.add_text_field("key", tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("subject", stored=True, fast=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field(
+        "entry_id", stored=True, fast=True, tokenizer_name="raw", index_option="basic"
+    )
+    sb.add_text_field("visible_to", tokenizer_name="raw", index_option="basic")
+    sb.add_unsigned_field("seq", indexed=True, fast=True)
+    sb.add_bytes_field("source", stored=True, indexed=False)
+    sb.add_text_field("all")
+    sb.add_json_field("t")
+    sb.add_json_field("r", fast=True, tokenizer_name="raw", index_option="basic")
+    # One whitespace-separated text per entry: a single call instead of one per keyword.
+    sb.add_text_field("kv", tokenizer_name="keywords", index_option="basic")
+    return sb.build()
+
+
+class TantivyIndex(SearchBackend):
+    """A tantivy index in `path`; the process holding it is its only writer (tantivy's rule)."""
+
+    def __init__(
+        self, path: Path, *, heap_bytes: int = 256 * 1024 * 1024, threads: int = 1
+    ) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        try:
+            self._index = Index(_schema(), path=str(path), reuse=True)
+        except (OSError, ValueError) as exc:
+            raise SearchError(f"cannot open search index at {path}: {exc}") from exc
+        keywords = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
+        self._index.register_tokenizer("keywords", keywords)
+        self._heap = heap_bytes
+        self._threads = threads
+        self._writer: tantivy.IndexWriter | None = None
+        self._lock = threading.Lock()
+        self._fields_file = path / "fields.json"
+        self._fields: dict[str, set[str]] = self._load_fields()
+        self._pending_fields: dict[str, set[str]] = defaultdict(set)
+        self._next_seq = self._max_seq() + 1
+        self._translator = Translator(self._index, lambda: self._fields)
+
+    # writes ----------------------------------------------------------------------------------
+
+    def _w(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            try:
+                self._writer = self._index.writer(self._heap, self._threads)
+            except ValueError as exc:
+                raise SearchError(
+                    f"the search index {self.path} is locked by another process"
+                ) from exc
+        return self._writer
+
+    def upsert(self, entries: Sequence[Prepared]) -> None:
+        writer = self._w()
+        for entry in entries:
+            writer.delete_documents_by_term("key", entry.key)
+            doc = Document()
+            doc.add_text("key", entry.key)
+            doc.add_text("subject", entry.subject)
+            doc.add_text("entry_id", entry.entry_id or "")
+            for principal in entry.visible_to:
+                doc.add_text("visible_to", principal)
+            doc.add_unsigned("seq", self._next_seq)
+            self._next_seq += 1
+            doc.add_bytes("source", entry.source.encode())
+            doc.add_text("all", entry.all_text)
+            doc.add_json("t", entry.source)
+            doc.add_json("r", entry.source)
+            if entry.keywords:
+                doc.add_text("kv", entry.keywords)
+            writer.add_document(doc)
+            for path, kind in entry.fields.items():
+                self._pending_fields[path].add(kind)
+
+    def delete_subject(self, subject: str) -> None:
+        self._w().delete_documents_by_term("subject", subject)
+
+    def delete_entry(self, subject: str, entry_id: str | None) -> None:
+        self._w().delete_documents_by_term("key", f"{subject}\x00{entry_id or ''}")
+
+    def delete_matching(self, spec: SearchSpec) -> int:
+        query = self._query(spec, post=False)
+        count = _count(self._index.searcher().search(query, 1, count=True))
+        self._w().delete_documents_by_query(query)
+        return count
+
+    def commit(self) -> None:
+        with self._lock:
+            self._w().commit()
+            self._index.reload()
+            if self._pending_fields:
+                for path, kinds in self._pending_fields.items():
+                    self._fields.setdefault(path, set()).update(kinds)
+                self._pending_fields.clear()
+                self._save_fields()
+
+    def rollback(self) -> None:
+        if self._writer is not None:
+            self._writer.rollback()
+        self._pending_fields.clear()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.wait_merging_threads()
+            self._writer = None
+
+    # reads -----------------------------------------------------------------------------------
+
+    def _query(self, spec: SearchSpec, *, post: bool) -> Query:
+        clauses: list[tuple[Occur, Query]] = [(Occur.Must, self._translator.node(spec.tree))]
+        for i, flt in enumerate(spec.filters):
+            clauses.append((Occur.Must, self._translator.filter(flt, position=i)))
+        if post:
+            for i, flt in enumerate(spec.post_filters):
+                clauses.append((Occur.Must, self._translator.filter(flt, position=i)))
+        for boost in spec.boosts:
+            exists = Query.exists_query(f"r.{boost.field_name}", json_subpaths=True)
+            clauses.append((Occur.Should, Query.boost_query(exists, boost.factor)))
+        if spec.principals is not None:
+            clauses.append((Occur.Must, self._translator.principals(spec.principals)))
+        return clauses[0][1] if len(clauses) == 1 else Query.boolean_query(clauses)
+
+    def search(self, spec: SearchSpec) -> Page:
+        query = self._query(spec, post=True)
+        searcher = self._index.searcher()
+        try:
+            if spec.sort:
+                hits, total = self._sorted(searcher, query, spec)
+            else:
+                # tantivy refuses a limit of 0; a count-only search asks for one hit and drops it.
+                result = searcher.search(query, max(spec.limit, 1), count=True, offset=spec.offset)
+                total = _count(result)
+                pairs = result.hits[: spec.limit]
+                hits = [self._hit(searcher.doc(address)) for _score, address in pairs]
+            facets = self._facets(searcher, spec) if spec.facets else []
+        except ValueError as exc:
+            raise BadRequest(f"search failed: {exc}", field="q") from None
+        return Page(total=total, hits=hits, facets=facets, has_next=spec.offset + len(hits) < total)
+
+    def scroll(self, spec: SearchSpec, marker: str | None) -> Page:
+        after = _decode_marker(marker) if marker else -1
+        window = Query.range_query(
+            self._index.schema, "seq", tantivy.FieldType.Unsigned, after + 1, 2**63
+        )
+        query = Query.boolean_query(
+            [(Occur.Must, self._query(spec, post=True)), (Occur.Must, window)]
+        )
+        searcher = self._index.searcher()
+        result = searcher.search(
+            query, spec.limit, count=True, order_by_field="seq", order=tantivy.Order.Asc
+        )
+        hits = []
+        last = after
+        for seq, address in result.hits:
+            hits.append(self._hit(searcher.doc(address)))
+            last = int(seq)
+        remaining = _count(result)
+        more = remaining > len(hits)
+        return Page(
+            total=remaining,
+            hits=hits,
+            marker=_encode_marker(last) if more else None,
+            has_next=more,
+        )
+
+    def entries(self, subject: str, principals: frozenset[str] | None) -> list[Hit]:
+        query = Query.term_query(self._index.schema, "subject", subject)
+        if principals is not None:
+            query = Query.boolean_query(
+                [(Occur.Must, query), (Occur.Must, self._translator.principals(principals))]
+            )
+        searcher = self._index.searcher()
+        result = searcher.search(query, 100, count=False)
+        return [self._hit(searcher.doc(address)) for _score, address in result.hits]
+
+    def mapping(self) -> dict[str, str]:
+        out = {}
+        for path, kinds in sorted(self._fields.items()):
+            if kinds <= _NUMERIC:
+                out[path] = "double" if "double" in kinds else "long"
+            else:
+                out[path] = next(iter(kinds)) if len(kinds) == 1 else "string"
+        return out
+
+    def count(self) -> int:
+        return int(self._index.searcher().num_docs)
+
+    # helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _hit(doc: tantivy.Document) -> Hit:
+        subject = str(doc.get_first("subject"))
+        entry_id = doc.get_first("entry_id") or None
+        source: Any = doc.get_first("source")
+        return Hit(subject, entry_id, bytes(source).decode())
+
+    def _sorted(
+        self, searcher: tantivy.Searcher, query: Query, spec: SearchSpec
+    ) -> tuple[list[Hit], int]:
+        # tantivy sorts on JSON paths only inside aggregations: top_hits gives the page's keys.
+        order = [{f"r.{s.field_name}": s.order} for s in spec.sort]
+        aggs = {
+            "page": {
+                "top_hits": {
+                    "size": spec.limit,
+                    "from": spec.offset,
+                    "sort": order,
+                    "docvalue_fields": ["subject", "entry_id"],
+                }
+            }
+        }
+        total = _count(searcher.search(query, 1, count=True))
+        if spec.limit == 0:
+            return [], total
+        rows = searcher.aggregate(query, aggs)["page"]["hits"]
+        hits = []
+        for row in rows:
+            values = row["docvalue_fields"]
+            key = f"{values['subject'][0]}\x00{(values.get('entry_id') or [''])[0]}"
+            found = searcher.search(
+                Query.term_query(self._index.schema, "key", key), 1, count=False
+            )
+            if found.hits:
+                hits.append(self._hit(searcher.doc(found.hits[0][1])))
+        return hits, total
+
+    def _facets(self, searcher: tantivy.Searcher, spec: SearchSpec) -> list[dict[str, Any]]:
+        query = self._query(spec, post=False)
+        aggs: dict[str, Any] = {}
+        for i, facet in enumerate(spec.facets):
+            aggs[f"f{i}"] = self._facet_agg(facet, i)
+        raw = searcher.aggregate(query, aggs)
+        return [self._facet_result(f, raw.get(f"f{i}", {})) for i, f in enumerate(spec.facets)]
+
+    def _field_kinds(self, facet: GFacet, position: int) -> set[str]:
+        kinds = self._fields.get(facet.field_name, set())
+        needs = {
+            "numeric_histogram": _NUMERIC,
+            "sum": _NUMERIC,
+            "avg": _NUMERIC,
+            "date_histogram": {"date"},
+        }
+        wanted = needs.get(facet.type)
+        if wanted and kinds and not kinds & wanted:
+            needed = "date" if facet.type == "date_histogram" else "numeric"
+            held = ", ".join(sorted(kinds))
+            raise BadRequest(
+                f"facet {facet.type} needs a {needed} field; {facet.field_name} holds {held}",
+                field=f"facets[{position}].field_name",
+            )
+        return kinds
+
+    def _facet_agg(self, facet: GFacet, position: int) -> dict[str, Any]:
+        self._field_kinds(facet, position)
+        field = f"r.{facet.field_name}"
+        where = f"facets[{position}]"
+        if facet.type == "terms":
+            return {"terms": {"field": field, "size": facet.size}}
+        if facet.type in ("sum", "avg"):
+            return {facet.type: {"field": field}}
+        if facet.type == "numeric_histogram":
+            if facet.histogram_range is None:
+                raise BadRequest(
+                    "numeric_histogram needs histogram_range", field=f"{where}.histogram_range"
+                )
+            low, high = float(facet.histogram_range.low), float(facet.histogram_range.high)
+            if not high > low:
+                raise BadRequest(
+                    "histogram_range.high must exceed low", field=f"{where}.histogram_range"
+                )
+            width = (high - low) / facet.size
+            return {
+                "histogram": {
+                    "field": field,
+                    "interval": width,
+                    "offset": low % width,
+                    "hard_bounds": {"min": low, "max": high},
+                    "extended_bounds": {"min": low, "max": high - width / 2},
+                    "min_doc_count": 0,
+                }
+            }
+        interval = facet.date_interval or "year"
+        if interval not in _FIXED_INTERVALS and interval not in _CALENDAR:
+            raise BadRequest(
+                f"date_interval must be one of {', '.join([*_FIXED_INTERVALS, *_CALENDAR])}",
+                field=f"{where}.date_interval",
+            )
+        fixed = _FIXED_INTERVALS.get(interval, "1d")
+        return {"date_histogram": {"field": field, "fixed_interval": fixed}}
+
+    @staticmethod
+    def _facet_result(facet: GFacet, raw: dict[str, Any]) -> dict[str, Any]:
+        name = facet.name or facet.field_name
+        if facet.type in ("sum", "avg"):
+            return {"name": name, "value": raw.get("value")}
+        buckets = raw.get("buckets", [])
+        if facet.type == "terms":
+            return {
+                "name": name,
+                "buckets": [{"value": b["key"], "count": b["doc_count"]} for b in buckets],
+            }
+        if facet.type == "numeric_histogram":
+            assert facet.histogram_range is not None
+            high = float(facet.histogram_range.high)
+            width = (high - float(facet.histogram_range.low)) / facet.size
+            out: list[dict[str, Any]] = []
+            for b in buckets:
+                if b["key"] >= high - width / 2 and out:
+                    # Values equal to `high` land in a bucket of their own; they close the last one.
+                    out[-1]["count"] += b["doc_count"]
+                    continue
+                out.append(
+                    {"value": {"from": b["key"], "to": b["key"] + width}, "count": b["doc_count"]}
+                )
+            return {"name": name, "buckets": out}
+        interval = facet.date_interval or "year"
+        counts: dict[str, int] = {}
+        for b in buckets:
+            if not b["doc_count"]:
+                continue
+            start = datetime.fromtimestamp(b["key"] / 1000, UTC)
+            label = _calendar_label(start, interval)
+            counts[label] = counts.get(label, 0) + b["doc_count"]
+        return {
+            "name": name,
+            "buckets": [{"value": k, "count": v} for k, v in sorted(counts.items())],
+        }
+
+    def _max_seq(self) -> int:
+        searcher = self._index.searcher()
+        if searcher.num_docs == 0:
+            return 0
+        result = searcher.search(
+            Query.all_query(), 1, order_by_field="seq", order=tantivy.Order.Desc
+        )
+        return int(result.hits[0][0]) if result.hits else 0
+
+    def _load_fields(self) -> dict[str, set[str]]:
+        try:
+            data = json.loads(self._fields_file.read_text())
+        except FileNotFoundError:
+            return {}
+        return {path: set(kinds) for path, kinds in data.items()}
+
+    def _save_fields(self) -> None:
+        tmp = self._fields_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({p: sorted(k) for p, k in self._fields.items()}))
+        os.replace(tmp, self._fields_file)
+
+
+def _count(result: tantivy.SearchResult) -> int:
+    """The match count of a search run with count=True."""
+    found: Any = result
+    return int(found.count or 0)
+
+
+def _calendar_label(start: datetime, interval: str) -> str:
+    if interval == "year":
+        start = start.replace(month=1, day=1, hour=0, minute=0, second=0)
+    elif interval == "quarter":
+        start = start.replace(
+            month=(start.month - 1) // 3 * 3 + 1, day=1, hour=0, minute=0, second=0
+        )
+    elif interval == "month":
+        start = start.replace(day=1, hour=0, minute=0, second=0)
+    return start.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _encode_marker(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode()
+
+
+def _decode_marker(marker: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(marker.encode()).decode()
+        kind, _, value = text.partition(":")
+        if kind != "seq":
+            raise ValueError(kind)
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("marker is not one this index gave out", field="marker") from None
