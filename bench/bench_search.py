@@ -203,8 +203,14 @@ def run_baselines(data: Path, work: Path, n: int) -> dict[str, dict[str, tuple[f
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     out["sqlite"] = _match(parse_baseline(sqlite.stdout))
+    # The same tuning as the reference baseline run (search-baselines/README.md).
+    tuning = (
+        "-c shared_buffers=2GB -c work_mem=256MB -c maintenance_work_mem=2GB "
+        "-c max_parallel_workers_per_gather=2 -c synchronous_commit=off"
+    )
     pg_dir = subprocess.run(
         [str(ROOT / "scripts" / "pg-test-cluster.sh"), "start"],
+        env={**os.environ, "PG_OPTIONS": tuning},
         capture_output=True,
         text=True,
         check=True,

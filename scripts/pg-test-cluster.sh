@@ -2,6 +2,7 @@
 # A throwaway PostgreSQL cluster for the test suite: initdb in a temp dir, unix socket only.
 #   scripts/pg-test-cluster.sh start   -> prints the database URL on stdout (last line)
 #   scripts/pg-test-cluster.sh stop DIR
+# PG_OPTIONS adds server options (the search benchmark tunes memory as the baseline run did).
 set -euo pipefail
 
 find_bin() {
@@ -38,7 +39,7 @@ case "${1:-}" in
     as_owner "$initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     as_owner "$pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-k $dir -c listen_addresses='' -c fsync=off -c max_connections=200" start >&2 \
+      -o "-k $dir -c listen_addresses='' -c fsync=off -c max_connections=200 ${PG_OPTIONS:-}" start >&2 \
       || { cat "$dir/server.log" >&2; exit 1; }
     echo "$dir"
     ;;

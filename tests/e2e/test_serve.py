@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -99,10 +100,40 @@ def test_demo_serves_until_ctrl_c(tmp_path: Path) -> None:
         alice = (tmp_path / "demo" / "demo-alice-token").read_text().strip()
         me = httpx.get(f"{base}/api/whoami", headers={"Authorization": f"Bearer {alice}"})
         assert me.json()["username"] == "alice" and me.json()["groups"] == ["demo-lab"]
+        check_demo_datasets(base)
     finally:
         output = stop(proc)
     assert f"{base}/docs" in output and alice in output
     assert proc.returncode == 0
+
+
+def check_demo_datasets(base: str) -> None:
+    """The demo's dcdft and g2 datasets are published, searchable and downloadable anonymously."""
+    found = httpx.post(
+        f"{base}/v1/index/mdf/search",
+        json={"q": "mdf.source_name:dcdft AND material.elements:Fe", "advanced": True},
+    ).json()
+    assert found["total"] == 1
+    record = found["gmeta"][0]["entries"][0]["content"]
+    assert record["material"]["composition"] == "Fe2"
+    assert record["custom"]["exp_B"] == pytest.approx(175.1087, rel=1e-4)
+    cif = httpx.get(record["files"][0]["url"])
+    assert cif.status_code == 200 and b"_cell_length_a" in cif.content
+    assert hashlib.sha512(cif.content).hexdigest() == record["files"][0]["sha512"]
+    counts = httpx.post(
+        f"{base}/v1/index/mdf/search",
+        json={"q": "*", "advanced": True, "limit": 0,
+              "facets": [{"field_name": "mdf.source_name", "type": "terms"}]},
+    ).json()  # fmt: skip
+    buckets = {b["value"]: b["count"] for b in counts["facet_results"][0]["buckets"]}
+    assert buckets["dcdft"] == 72  # 71 crystal records + the dataset entry
+    assert buckets["g2"] > 100
+    dataset = httpx.get(f"{base}/api/datasets/dcdft").json()
+    assert dataset["state"] == "published" and dataset["pid"]
+    bibtex = httpx.get(
+        f"{base}/api/datasets/{dataset['source_id']}/cite", params={"format": "bibtex"}
+    )
+    assert "Delta test" in bibtex.text
 
 
 def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:

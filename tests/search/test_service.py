@@ -375,6 +375,32 @@ def test_mapping_lists_fields_with_types(loaded: Services) -> None:
     assert mapping["mdf.ingest_date"] == "date"
 
 
+def test_fractional_upper_bounds_over_integral_values(hub: Services) -> None:
+    # tantivy stores 2.0 as an integer; a fractional upper bound on such a column used to panic.
+    values = [2.0, 3.5, 1.25, -2, 2.5, 7, 1, 3]
+    ingest(
+        hub,
+        [
+            {"subject": f"v{i}", "visible_to": ["public"], "content": {"x": v}}
+            for i, v in enumerate(values)
+        ],
+    )
+    cases = {
+        "x:[1 TO 2.5]": lambda v: 1 <= v <= 2.5,
+        "x:[1 TO 2.5}": lambda v: 1 <= v < 2.5,
+        "x:{* TO 3.4]": lambda v: v <= 3.4,
+        "x:<-1.5": lambda v: v < -1.5,
+        "x:<=2.5": lambda v: v <= 2.5,
+        "x:[-3.5 TO 2.0]": lambda v: -3.5 <= v <= 2,
+        "x:{1 TO 2.5]": lambda v: 1 < v <= 2.5,
+        "x:[1.5 TO 3}": lambda v: 1.5 <= v < 3,
+        "x:[1.5 TO 3]": lambda v: 1.5 <= v <= 3,
+        "x:{-2 TO 1.25}": lambda v: -2 < v < 1.25,
+    }
+    for q, keep in cases.items():
+        assert search(hub, q, limit=0).total == sum(1 for v in values if keep(v)), q
+
+
 def test_user_principal_urns_are_accepted(hub: Services) -> None:
     entry = {
         "subject": "mine",

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 from rich.console import Console
-from rich.panel import Panel
 
 from matterhub.bootstrap import Services, build_services
+from matterhub.cli.demo_data import publish_demo_datasets
 from matterhub.cli.server import check_port_free, run_server
 from matterhub.core.errors import Conflict
 from matterhub.core.identity import SYSTEM_IDENTITY
@@ -59,7 +59,10 @@ def run_demo(settings: Settings, *, console: Console, serve: bool = True) -> Non
     if serve:
         check_port_free(settings.host, settings.port)
     services = build_services(settings)
+    services.start()
     tokens = seed_demo(services)
+    console.print("Publishing and indexing the demo datasets (first start only)…")
+    datasets = publish_demo_datasets(services, owner=DEMO_USER)
     base = settings.base_url
     alice = tokens.get(DEMO_USER, "<token>")
     admin = tokens.get(settings.admin_username, "<token>")
@@ -77,12 +80,31 @@ def run_demo(settings: Settings, *, console: Console, serve: bool = True) -> Non
         "",
         "Try it:",
         f'  curl -H "Authorization: Bearer {alice}" {base}/api/whoami',
-        f"  python -c \"import httpx; print(httpx.get('{base}/api/whoami', "
-        f"headers={{'Authorization': 'Bearer {alice}'}}).json())\"",
         f"  matterhub --data-dir {settings.data_dir} user list",
-        f"  matterhub --data-dir {settings.data_dir} token create {DEMO_USER}",
     ]
-    console.print(Panel("\n".join(lines), expand=False), highlight=False, soft_wrap=True)
+    if datasets:
+        dcdft = datasets[0]
+        lines += [
+            "",
+            f"Datasets: {', '.join(datasets)} (published, with identifiers, searchable in 'mdf')",
+            f"  {base}/api/datasets/{dcdft}",
+            f"  {base}/api/datasets/{dcdft}/archive.zip",
+            f"  curl '{base}/v1/index/mdf/search?q=material.elements:Fe&advanced=true'",
+            f"  curl '{base}/api/datasets/{dcdft}/cite?format=bibtex'",
+            f"  matterhub --data-dir {settings.data_dir} dataset list",
+            "Python, with the unmodified MDF client (pip install mdf-forge):",
+            f'  GLOBUS_SDK_SERVICE_URL_SEARCH={base}/ python -c "from mdf_forge import Forge; '
+            "f = Forge(index='mdf', anonymous=True); "
+            "print([r['material']['composition'] for r in "
+            "f.match_source_names('dcdft').match_elements(['Fe']).search()])\"",
+        ]
+    else:
+        lines += ["", "Install matterhub[demo] (ASE) for the demo datasets."]
+    # Plain lines, never boxed or cut: they are meant to be copied into a terminal.
+    console.rule("MatterHub demo")
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
+    console.rule()
     if serve:
         console.print("Serving; press Ctrl-C to stop.")
         run_server(settings, services)

@@ -31,7 +31,7 @@ LIMITS = {
     "entries_per_subject": 10,
     "depth": 20,
 }
-_TOKEN = re.compile(r"[^\W_]+")
+_TOKEN = re.compile(r"\w+")
 # The strings tantivy indexes as dates (RFC 3339 with seconds and an offset), not as text.
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _MAX_DEPTH = LIMITS["depth"]
@@ -43,7 +43,7 @@ _KV_MAX_CHARS = 256
 
 
 def tokenize(text: str) -> list[str]:
-    """Split and lowercase like tantivy's default tokenizer (alphanumeric runs, ≤ 40 bytes)."""
+    """Split and lowercase like the index's `words` analyzer (runs of word characters, ≤ 40)."""
     return [t for t in _TOKEN.findall(text.lower()) if len(t.encode()) <= 40]
 
 

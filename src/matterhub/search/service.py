@@ -28,7 +28,7 @@ from sqlalchemy.orm import defer
 from matterhub.catalog.database import Catalog
 from matterhub.catalog.models import SearchIndex, SearchTask, utcnow
 from matterhub.core.accounts import check_name
-from matterhub.core.errors import BadRequest, Conflict, NotFound, PermissionDenied
+from matterhub.core.errors import BackendError, BadRequest, Conflict, NotFound, PermissionDenied
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 from matterhub.core.policy import Policy
 from matterhub.core.search import MAX_RESULTS, GFilter, GScrollRequest, GSearchRequest, GTask
@@ -50,6 +50,9 @@ DEFAULT_INDEXES = {
     "dlhub-test": "5c89e0a9-00e5-4171-b415-814fe4d0b8af",
 }
 _BATCH_ENTRIES = 20_000
+# Validated entries waiting for the worker; past this, ingest calls wait for it to catch up.
+_MAX_BACKLOG_ENTRIES = 100_000
+_BACKLOG_WAIT_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,8 @@ class SearchService:
         self._backend_lock = threading.Lock()
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._prepared: dict[str, list[Prepared]] = {}
+        self._backlog = 0
+        self._backlog_changed = threading.Condition()
         self._index_locks: dict[str, threading.Lock] = {}
         self._index_cache: dict[str, SearchIndex] = {}
         self._worker: threading.Thread | None = None
@@ -328,10 +333,29 @@ class SearchService:
                     f"more than 10 entries for subject {entry.subject!r}", field="ingest_data.gmeta"
                 )
         payload = '{"entries":[' + ",".join(e.to_json() for e in prepared) + "]}"
+        self._wait_for_room(len(prepared))
         task = self._record(identity, index, "ingest", payload, {"num_entries": len(prepared)})
-        self._prepared[task.task_id] = prepared
+        with self._backlog_changed:
+            self._prepared[task.task_id] = prepared
+            self._backlog += len(prepared)
         self._queue.put((index.id, task.task_id))
         return task
+
+    def _wait_for_room(self, entries: int) -> None:
+        """Backpressure: while the worker is far behind, new ingests wait (memory stays bounded)."""
+        deadline = time.monotonic() + _BACKLOG_WAIT_S
+        with self._backlog_changed:
+            while self._backlog and self._backlog + entries > _MAX_BACKLOG_ENTRIES:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BackendError("the search index is too far behind; retry shortly")
+                self._backlog_changed.wait(remaining)
+
+    def _release(self, task_ids: list[str]) -> None:
+        with self._backlog_changed:
+            for task_id in task_ids:
+                self._backlog -= len(self._prepared.pop(task_id, ()))
+            self._backlog_changed.notify_all()
 
     @staticmethod
     def _entries_of(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -507,12 +531,12 @@ class SearchService:
                 backend.rollback()
                 if len(tasks) == 1:
                     self._set_state(ids, "FAILED", str(exc)[:2000])
+                    self._release(ids)
                     return
                 failed = exc
         if failed is None:
             self._set_state(ids, "SUCCESS")
-            for task_id in ids:
-                self._prepared.pop(task_id, None)
+            self._release(ids)
             return
         # One bad task must not sink the others: apply them one at a time.
         for task_id in ids:

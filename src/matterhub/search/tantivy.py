@@ -15,7 +15,7 @@ from typing import Any
 import tantivy
 from tantivy import Document, Index, Occur, Query, SchemaBuilder
 
-from matterhub.core.errors import BadRequest, SearchError
+from matterhub.core.errors import BadRequest, MatterHubError, SearchError
 from matterhub.core.search import GFacet
 from matterhub.search.backend import Hit, Page, SearchBackend, SearchSpec
 from matterhub.search.documents import Prepared
@@ -38,8 +38,8 @@ def _schema() -> tantivy.Schema:
     sb.add_text_field("visible_to", tokenizer_name="raw", index_option="basic")
     sb.add_unsigned_field("seq", indexed=True, fast=True)
     sb.add_bytes_field("source", stored=True, indexed=False)
-    sb.add_text_field("all")
-    sb.add_json_field("t")
+    sb.add_text_field("all", tokenizer_name="words")
+    sb.add_json_field("t", tokenizer_name="words")
     sb.add_json_field("r", fast=True, tokenizer_name="raw", index_option="basic")
     # One whitespace-separated text per entry: a single call instead of one per keyword.
     sb.add_text_field("kv", tokenizer_name="keywords", index_option="basic")
@@ -50,7 +50,7 @@ class TantivyIndex(SearchBackend):
     """A tantivy index in `path`; the process holding it is its only writer (tantivy's rule)."""
 
     def __init__(
-        self, path: Path, *, heap_bytes: int = 256 * 1024 * 1024, threads: int = 1
+        self, path: Path, *, heap_bytes: int = 512 * 1024 * 1024, threads: int = 2
     ) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -60,6 +60,15 @@ class TantivyIndex(SearchBackend):
             raise SearchError(f"cannot open search index at {path}: {exc}") from exc
         keywords = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
         self._index.register_tokenizer("keywords", keywords)
+        # Word characters with underscores kept, like Elasticsearch's standard analyzer keeps
+        # `src_017_simulation` one token; `documents.tokenize` mirrors it for the keyword field.
+        words = (
+            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(r"\w+"))
+            .filter(tantivy.Filter.lowercase())
+            .filter(tantivy.Filter.remove_long(40))
+            .build()
+        )
+        self._index.register_tokenizer("words", words)
         self._heap = heap_bytes
         self._threads = threads
         self._writer: tantivy.IndexWriter | None = None
@@ -167,6 +176,10 @@ class TantivyIndex(SearchBackend):
             facets = self._facets(searcher, spec) if spec.facets else []
         except ValueError as exc:
             raise BadRequest(f"search failed: {exc}", field="q") from None
+        except (KeyboardInterrupt, SystemExit, MatterHubError):
+            raise
+        except BaseException as exc:  # a panic inside tantivy surfaces as a BaseException
+            raise SearchError(f"the search engine failed on this query: {exc}") from None
         return Page(total=total, hits=hits, facets=facets, has_next=spec.offset + len(hits) < total)
 
     def scroll(self, spec: SearchSpec, marker: str | None) -> Page:

@@ -195,21 +195,22 @@ class Translator:
                     self._parsed_range(path, low, high, node),
                 ]
             )
-        if kinds == {"number"} and high is not None and not float(high).is_integer():
-            # tantivy 0.27 panics on a fractional upper bound over a JSON column holding integers;
-            # "x <= b" is rewritten as "not x > b", and lower bounds of any kind work.
-            below = (
-                self._parsed_range(path, low, None, node)
-                if low is not None
-                else (Query.exists_query(f"r.{path}", json_subpaths=False))
-            )
-            above = qt.Range(path, high, None, include_low=not node.include_high)
-            return Query.boolean_query(
-                [
-                    (TOccur.Must, below),
-                    (TOccur.MustNot, self._parsed_range(path, high, None, above)),
-                ]
-            )
+        if kinds == {"number"} and low is not None and high is not None:
+            low_whole, high_whole = float(low).is_integer(), float(high).is_integer()
+            if low_whole != high_whole:
+                # tantivy 0.27 panics on a two-sided range with one whole and one fractional bound
+                # over a JSON number column (it stores 2.0 as an integer). The whole bound is moved
+                # to the adjacent double with the inclusivity flipped, which selects exactly the
+                # same values: x >= 1 is x > 0.9999999999999999.
+                if low_whole:
+                    low = repr(
+                        math.nextafter(float(low), -math.inf if node.include_low else math.inf)
+                    )
+                    node = qt.Range(path, low, high, not node.include_low, node.include_high)
+                else:
+                    up = math.inf if node.include_high else -math.inf
+                    high = repr(math.nextafter(float(high), up))
+                    node = qt.Range(path, low, high, node.include_low, not node.include_high)
         return self._parsed_range(path, low, high, node)
 
     def _parsed_range(self, path: str, low: str | None, high: str | None, node: qt.Range) -> Query:
