@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= server,postgres,s3,dev,compat,demo
+EXTRAS ?= server,postgres,s3,dev,compat,demo,materials
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint format clean

@@ -11,6 +11,8 @@ from pathlib import Path
 from matterhub.blobs import BlobStore, open_blobs
 from matterhub.catalog import Catalog, open_catalog
 from matterhub.catalog.accounts import AccountService
+from matterhub.connect.collectors import CollectorContext, load_collectors
+from matterhub.connect.service import ConnectService
 from matterhub.core.errors import InvalidInput
 from matterhub.core.policy import Policy
 from matterhub.publish import DatasetService, load_pid_provider
@@ -33,13 +35,16 @@ class Services:
     search: SearchService
     secret: str = field(repr=False)
     datasets: DatasetService = field(repr=False)
+    connect: ConnectService = field(repr=False)
 
     def start(self) -> None:
-        """Start background work: the search ingest worker (re-queues unfinished writes)."""
+        """Start background work: the search ingest worker and the Connect pipeline; both resume."""
         self.search.start()
+        self.connect.start()
 
     def close(self) -> None:
         """Stop background work and release connections and files."""
+        self.connect.stop()
         self.search.stop()
         self.catalog.close()
 
@@ -88,6 +93,21 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     )
     assert settings.index_dir is not None  # derived from data_dir by Settings
     search = SearchService(catalog, policy, index_dir=settings.index_dir, open_backend=TantivyIndex)
+    connect = ConnectService(
+        catalog,
+        policy,
+        datasets,
+        search,
+        staging_dir=settings.data_dir / "staging",
+        collectors=load_collectors(),
+        collector_context=CollectorContext(
+            allowed_roots=tuple(settings.connect_allowed_roots),
+            allow_private_addresses=settings.connect_allow_private_urls,
+            max_bytes=settings.connect_max_bytes,
+        ),
+        base_url=settings.base_url,
+        curator_group=settings.curator_group,
+    )
     return Services(
         settings=settings,
         catalog=catalog,
@@ -97,6 +117,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         search=search,
         secret=server_secret(settings),
         datasets=datasets,
+        connect=connect,
     )
 
 

@@ -125,6 +125,22 @@ class Settings(BaseSettings):
         default="curators",
         description="Group whose members see and publish or reject datasets in curation.",
     )
+    connect_allowed_roots: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "Server folders Connect may collect `file://` data sources from, as a JSON list; "
+            "empty allows none."
+        ),
+    )
+    connect_allow_private_urls: bool = Field(
+        default=False,
+        description="Let Connect download from loopback and private-network URLs (SSRF guard off).",
+    )
+    connect_max_bytes: int = Field(
+        default=50 * 1024**3,
+        gt=0,
+        description="Largest total size of one submission's data (downloads, unpacked archives).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level of the server."
     )

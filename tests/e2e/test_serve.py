@@ -108,15 +108,18 @@ def test_demo_serves_until_ctrl_c(tmp_path: Path) -> None:
 
 
 def check_demo_datasets(base: str) -> None:
-    """The demo's dcdft and g2 datasets are published, searchable and downloadable anonymously."""
+    """The demo's datasets went through Connect: published, searchable, downloadable anonymously."""
     found = httpx.post(
         f"{base}/v1/index/mdf/search",
         json={"q": "mdf.source_name:dcdft AND material.elements:Fe", "advanced": True},
     ).json()
     assert found["total"] == 1
     record = found["gmeta"][0]["entries"][0]["content"]
-    assert record["material"]["composition"] == "Fe2"
-    assert record["custom"]["exp_B"] == pytest.approx(175.1087, rel=1e-4)
+    assert record["crystal_structure"]["space_group_number"] == 229  # found by the extractor
+    row = httpx.post(
+        f"{base}/v1/index/mdf/search", json={"q": "custom.name:Fe", "advanced": True}
+    ).json()["gmeta"][0]["entries"][0]["content"]
+    assert row["custom"]["exp_B"] == pytest.approx(175.1087, rel=1e-4)  # dcdft.csv, by mapping
     cif = httpx.get(record["files"][0]["url"])
     assert cif.status_code == 200 and b"_cell_length_a" in cif.content
     assert hashlib.sha512(cif.content).hexdigest() == record["files"][0]["sha512"]
@@ -126,8 +129,8 @@ def check_demo_datasets(base: str) -> None:
               "facets": [{"field_name": "mdf.source_name", "type": "terms"}]},
     ).json()  # fmt: skip
     buckets = {b["value"]: b["count"] for b in counts["facet_results"][0]["buckets"]}
-    assert buckets["dcdft"] == 72  # 71 crystal records + the dataset entry
-    assert buckets["g2"] > 100
+    assert buckets["dcdft"] == 1 + 71 + 71  # dataset entry, 71 CIF records, 71 rows of dcdft.csv
+    assert buckets["g2"] == 1 + 162
     dataset = httpx.get(f"{base}/api/datasets/dcdft").json()
     assert dataset["state"] == "published" and dataset["pid"]
     bibtex = httpx.get(

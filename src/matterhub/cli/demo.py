@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from matterhub.bootstrap import Services, build_services
-from matterhub.cli.demo_data import publish_demo_datasets
+from matterhub.cli.demo_data import demo_source_root, publish_demo_datasets
 from matterhub.cli.server import check_port_free, run_server
 from matterhub.core.errors import Conflict
 from matterhub.core.identity import SYSTEM_IDENTITY
@@ -58,11 +58,16 @@ def run_demo(settings: Settings, *, console: Console, serve: bool = True) -> Non
     """Set up the demo hub, print what to try, and serve until Ctrl-C."""
     if serve:
         check_port_free(settings.host, settings.port)
+    roots = [*settings.connect_allowed_roots, demo_source_root(settings.data_dir)]
+    settings = settings.model_copy(update={"connect_allowed_roots": roots})
     services = build_services(settings)
     services.start()
     tokens = seed_demo(services)
-    console.print("Publishing and indexing the demo datasets (first start only)…")
-    datasets = publish_demo_datasets(services, owner=DEMO_USER)
+    console.print("Submitting the demo datasets through Connect (first start only)…")
+    alice_token = tokens.get(DEMO_USER) or (
+        services.accounts.create_token(SYSTEM_IDENTITY, DEMO_USER, name="demo").token
+    )
+    datasets = publish_demo_datasets(services, services.accounts.authenticate(alice_token))
     base = settings.base_url
     alice = tokens.get(DEMO_USER, "<token>")
     admin = tokens.get(settings.admin_username, "<token>")

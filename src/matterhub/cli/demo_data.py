@@ -2,25 +2,24 @@
 
 `dcdft` is the Delta-test set of 71 elemental crystals (WIEN2k PBE and experimental volumes and
 bulk moduli): one CIF per crystal plus `dcdft.csv`. `g2` is the G2 set of small molecules as XYZ.
-Both go through the Publish service (immutable version, identifier) and their dataset entry and
-per-file records into the `mdf` search index — the shape Connect will produce once it lands.
+Both are written to `<data_dir>/demo-source/` and submitted through the real Connect pipeline
+(collect → extract → publish with an identifier → index in `mdf`), as any user's data would be.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from matterhub.bootstrap import Services
-from matterhub.core.errors import Conflict, NotFound, SearchError
-from matterhub.core.identity import PUBLIC, SYSTEM_IDENTITY
+from matterhub.core.connect import SubmissionRequest
+from matterhub.core.errors import Conflict, NotFound
+from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 
-__all__ = ["DemoFile", "dcdft_files", "g2_files", "publish_demo_datasets"]
+__all__ = ["DemoFile", "dcdft_files", "demo_source_root", "g2_files", "publish_demo_datasets"]
 
 _DCDFT_DC = {
     "titles": [
@@ -58,22 +57,10 @@ _G2_DC = {
 
 @dataclass(frozen=True, slots=True)
 class DemoFile:
-    """One file of a demo dataset and the metadata its search record carries."""
+    """One file of a demo dataset."""
 
     path: str
     data: bytes
-    mime_type: str
-    record: dict[str, Any]
-
-
-def _atoms_blocks(atoms: Any) -> dict[str, Any]:
-    symbols = atoms.get_chemical_symbols()
-    return {
-        "material": {
-            "composition": atoms.get_chemical_formula(),
-            "elements": sorted(set(symbols)),
-        },
-    }
 
 
 def dcdft_files() -> list[DemoFile]:
@@ -83,26 +70,18 @@ def dcdft_files() -> list[DemoFile]:
 
     files: list[DemoFile] = []
     table = io.StringIO()
-    columns = ["name", "formula", "natoms", "wien2k_volume", "wien2k_B", "wien2k_Bp",
-               "exp_volume", "exp_B", "exp_Bp"]  # fmt: skip
+    columns = ["name", "formula", "natoms", *_DCDFT_VALUES]
     writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for name in dcdft.names:
         atoms = dcdft[name]
-        values = dcdft.data[name]
         cif = io.BytesIO()  # ASE's CIF writer wants a binary stream
         ase.io.write(cif, atoms, format="cif")
-        record = _atoms_blocks(atoms)
-        record["crystal_structure"] = {
-            "number_of_atoms": len(atoms),
-            "volume": round(float(atoms.get_volume()), 4),
-        }
-        record["dft"] = {"exchange_correlation_functional": "PBE"}
-        record["custom"] = {k: values[k] for k in sorted(values)}
-        files.append(DemoFile(f"structures/{name}.cif", cif.getvalue(), "chemical/x-cif", record))
+        files.append(DemoFile(f"structures/{name}.cif", cif.getvalue()))
+        values = dcdft.data[name]
         row = {"name": name, "formula": atoms.get_chemical_formula(), "natoms": len(atoms)}
-        writer.writerow({**row, **{k: values.get(k, "") for k in columns[3:]}})
-    files.append(DemoFile("dcdft.csv", table.getvalue().encode(), "text/csv", {}))
+        writer.writerow({**row, **{k: values.get(k, "") for k in _DCDFT_VALUES}})
+    files.append(DemoFile("dcdft.csv", table.getvalue().encode()))
     return files
 
 
@@ -113,110 +92,70 @@ def g2_files() -> list[DemoFile]:
 
     files = []
     for name in g2.names:
-        atoms = g2[name]
         text = io.StringIO()
-        ase.io.write(text, atoms, format="xyz")
-        record = _atoms_blocks(atoms)
-        record["molecule"] = {"molecular_weight": round(float(atoms.get_masses().sum()), 4)}
-        files.append(
-            DemoFile(f"molecules/{name}.xyz", text.getvalue().encode(), "chemical/x-xyz", record)
-        )
+        ase.io.write(text, g2[name], format="xyz")
+        files.append(DemoFile(f"molecules/{name}.xyz", text.getvalue().encode()))
     return files
 
 
-def _records(
-    services: Services, source_id: str, source_name: str, files: list[DemoFile], now: str
-) -> Iterator[dict[str, Any]]:
-    base = services.settings.base_url
-    for scroll_id, item in enumerate(files, start=1):
-        content = {
-            "mdf": {
-                "source_name": source_name,
-                "source_id": source_id,
-                "scroll_id": scroll_id,
-                "resource_type": "record",
-                "ingest_date": now,
-                "acl": [PUBLIC],
-            },
-            "files": [
-                {
-                    "filename": item.path.rsplit("/", 1)[-1],
-                    "data_type": "text",
-                    "mime_type": item.mime_type,
-                    "length": len(item.data),
-                    "sha512": hashlib.sha512(item.data).hexdigest(),
-                    "url": f"{base}/api/datasets/{source_id}/files/{item.path}",
-                }
-            ],
-            **item.record,
-        }
-        yield {"subject": f"{source_id}.{scroll_id}", "visible_to": [PUBLIC], "content": content}
+# dcdft.csv becomes one record per crystal: MDF's `index` mapping, as a submitter would give it.
+_DCDFT_VALUES = ["wien2k_volume", "wien2k_B", "wien2k_Bp", "exp_volume", "exp_B", "exp_Bp"]
+_DCDFT_INDEX = {
+    "csv": {
+        "mapping": {
+            "material.composition": "formula",
+            "custom.name": "name",
+            "custom.natoms": "natoms",
+            **{f"custom.{k}": k for k in _DCDFT_VALUES},
+        },
+        "na_values": [""],
+    }
+}
 
 
-def _publish_one(
-    services: Services, source_name: str, dc: dict[str, Any], files: list[DemoFile], owner: str
+def _submit_one(
+    services: Services,
+    who: Identity,
+    source_name: str,
+    dc: dict[str, Any],
+    files: list[DemoFile],
+    index: dict[str, Any],
 ) -> str:
-    repo = services.datasets
     try:
-        return repo.get(SYSTEM_IDENTITY, source_name).source_id
+        return services.datasets.get(SYSTEM_IDENTITY, source_name).source_id
     except NotFound:
         pass
-    draft = repo.create(SYSTEM_IDENTITY, dc=dc, source_name=source_name, owner=owner)
-    sid = draft.source_id
+    folder = services.settings.data_dir / "demo-source" / source_name
     for item in files:
-        repo.put_file(SYSTEM_IDENTITY, sid, item.path, item.data)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    entries = list(_records(services, sid, source_name, [f for f in files if f.record], now))
-    repo.set_records(SYSTEM_IDENTITY, sid, [e["content"] for e in entries])
-    version = repo.publish(SYSTEM_IDENTITY, sid)
-    total = sum(len(f.data) for f in files)
-    dataset_entry = {
-        "subject": sid,
-        "visible_to": [PUBLIC],
-        "content": {
-            "mdf": {
-                "source_name": source_name,
-                "source_id": sid,
-                "scroll_id": 0,
-                "resource_type": "dataset",
-                "ingest_date": now,
-                "acl": [PUBLIC],
-                "version": 1,
-            },
-            "dc": {
-                **version.dc,
-                "identifier": {"identifier": version.pid, "identifierType": "URL"},
-            },
-            "data": {
-                "total_size": total,
-                "link": f"{services.settings.base_url}/api/datasets/{sid}/archive.zip",
-            },
-            "services": {},
-        },
-    }
-    body = {"ingest_type": "GMetaList", "ingest_data": {"gmeta": [dataset_entry, *entries]}}
-    task = services.search.ingest(SYSTEM_IDENTITY, "mdf", body)
-    done = services.search.wait(task.task_id, timeout=300)
-    if done.state != "SUCCESS":
-        raise SearchError(f"indexing the demo dataset {sid} failed: {done.message}")
-    return sid
+        target = folder / item.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(item.data)
+    request = SubmissionRequest(
+        dc=dc, data_sources=[str(folder)], mdf={"source_name": source_name}, index=index
+    )
+    source_id = str(services.connect.submit(who, request)["source_id"])
+    status = services.connect.wait(source_id, timeout=900)
+    if status["flow_status"]["status"] != "SUCCEEDED":
+        raise Conflict(
+            f"the demo dataset {source_name} did not go through Connect:\n"
+            f"{status['display_status']}",
+            field="data_dir",
+        )
+    return source_id
 
 
-def publish_demo_datasets(services: Services, *, owner: str) -> list[str]:
-    """Publish and index the demo datasets once; return their source_ids."""
+def demo_source_root(data_dir: Path) -> Path:
+    """Where the demo writes the files it submits (Connect must be allowed to collect there)."""
+    return data_dir / "demo-source"
+
+
+def publish_demo_datasets(services: Services, who: Identity) -> list[str]:
+    """Submit the demo datasets through Connect once; return their source_ids."""
     try:
         import ase  # noqa: F401
     except ImportError:
         return []  # the demo still serves; the datasets need `pip install matterhub[demo]`
-    out = []
-    for name, dc, build in (("dcdft", _DCDFT_DC, dcdft_files), ("g2", _G2_DC, g2_files)):
-        try:
-            out.append(_publish_one(services, name, dc, build(), owner))
-        except Conflict as exc:
-            # An earlier first start was interrupted half-way: say how to start clean.
-            raise Conflict(
-                f"the demo dataset {name!r} was left unfinished ({exc.detail}); remove "
-                f"{services.settings.data_dir} and run the demo again",
-                field="data_dir",
-            ) from None
-    return out
+    return [
+        _submit_one(services, who, "dcdft", _DCDFT_DC, dcdft_files(), _DCDFT_INDEX),
+        _submit_one(services, who, "g2", _G2_DC, g2_files(), {}),
+    ]

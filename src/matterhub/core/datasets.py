@@ -51,7 +51,8 @@ _TRANSITIONS: dict[str, frozenset[str]] = {
     "withdrawn": frozenset(),
 }
 
-_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,150}$")
+# MDF marks test submissions with a `_test_` prefix; otherwise names start alphanumeric.
+_SOURCE_NAME = re.compile(r"^(_test_)?[a-z0-9][a-z0-9_-]{0,150}$")
 _SOURCE_ID = re.compile(r"^(?P<name>.+)_v(?P<major>\d{1,6})\.(?P<minor>\d{1,6})$")
 _STOPWORDS = frozenset(
     ["a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"]
@@ -102,14 +103,15 @@ def check_transition(current: str, target: str) -> None:
 
 
 def derive_source_name(dc: Mapping[str, Any]) -> str:
-    """MDF-style name from the first creator's family name and the title's first words."""
+    """MDF's rule: the first creator's family name and title words 1, 2 and last (no stopwords)."""
     creators = dc.get("creators") or [{}]
     first = creators[0] if isinstance(creators[0], Mapping) else {}
     family = str(first.get("familyName") or str(first.get("creatorName", "")).split(",")[0])
     titles = dc.get("titles") or [{}]
     title = str(titles[0].get("title", "")) if isinstance(titles[0], Mapping) else ""
     words = [w for w in re.findall(r"[a-z0-9]+", title.lower()) if w not in _STOPWORDS]
-    parts = [*re.findall(r"[a-z0-9]+", family.lower())[:1], *words[:3]]
+    chosen = [*words[:2], words[-1]] if len(words) > 2 else words
+    parts = [*re.findall(r"[a-z0-9]+", family.lower())[:1], *chosen]
     return check_source_name("_".join(parts)[:120] or "dataset")
 
 

@@ -1,0 +1,72 @@
+"""MDF Connect's submission API at /connect, so mdf-connect-client works against MatterHub."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
+
+from matterhub.api.deps import CurrentIdentity, ServicesDep
+from matterhub.api.errors import ERROR_RESPONSES
+from matterhub.core.connect import SubmissionRequest
+
+router = APIRouter(prefix="/connect", tags=["connect (MDF Connect)"], responses=ERROR_RESPONSES)
+
+
+@router.post("/submit", summary="Submit a dataset")
+def submit(
+    request: SubmissionRequest, identity: CurrentIdentity, services: ServicesDep
+) -> JSONResponse:
+    """Recorded before it is acknowledged; follow it at /connect/status/<source_id>."""
+    return JSONResponse(services.connect.submit(identity, request), status_code=202)
+
+
+@router.get("/status/{source_id}", summary="A submission's status")
+def status(source_id: str, identity: CurrentIdentity, services: ServicesDep) -> dict[str, Any]:
+    """MDF's twelve steps with their one-letter codes."""
+    return services.connect.status(identity, source_id)
+
+
+@router.post("/submissions", summary="Your submissions")
+@router.get("/submissions", summary="Your submissions", include_in_schema=False)
+def submissions(
+    identity: CurrentIdentity,
+    services: ServicesDep,
+    body: Annotated[
+        dict[str, Any] | None, Body(description='{"filters": [[field, op, value], …]}')
+    ] = None,
+) -> dict[str, Any]:
+    """Status blocks of the caller's submissions (everyone's for administrators)."""
+    filters = (body or {}).get("filters") or []
+    return {"success": True, "submissions": services.connect.submissions(identity, filters)}
+
+
+@router.get("/curation/", summary="The curation queue")
+@router.get("/curation", include_in_schema=False)
+def curation_tasks(identity: CurrentIdentity, services: ServicesDep) -> dict[str, Any]:
+    """Submissions waiting for a curator (curators only)."""
+    return {"success": True, "curation_tasks": services.connect.curation_tasks(identity)}
+
+
+@router.get("/curate/{source_id}", summary="One curation task")
+def curation_task(
+    source_id: str, identity: CurrentIdentity, services: ServicesDep
+) -> dict[str, Any]:
+    """The dataset entry, its first records and the extraction summary."""
+    return {"success": True, "curation_task": services.connect.curation_task(identity, source_id)}
+
+
+@router.post("/curate/{source_id}", summary="Accept or reject a submission")
+def curate(
+    source_id: str,
+    identity: CurrentIdentity,
+    services: ServicesDep,
+    body: Annotated[
+        dict[str, Any], Body(description='{"action": "accept"|"reject", "reason": "…"}')
+    ],
+) -> dict[str, Any]:
+    """Accepting continues the pipeline; rejecting stops it and tells the submitter why."""
+    return services.connect.curate(
+        identity, source_id, action=str(body.get("action", "")), reason=str(body.get("reason", ""))
+    )

@@ -1,0 +1,1 @@
+"""Connect: the submission pipeline (collect, group, extract, merge, curate, publish, dispatch)."""

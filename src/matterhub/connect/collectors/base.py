@@ -1,0 +1,132 @@
+"""The collector port, the registry of collectors and safe archive unpacking."""
+
+from __future__ import annotations
+
+import tarfile
+import zipfile
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from matterhub.core.errors import InvalidInput
+
+__all__ = ["Collector", "CollectorContext", "load_collectors", "safe_unpack", "stage_path"]
+
+_ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+@dataclass(frozen=True)
+class CollectorContext:
+    """What collectors may rely on: where to write, and the operator's limits."""
+
+    allowed_roots: Sequence[Path] = ()
+    allow_private_addresses: bool = False
+    max_bytes: int = 50 * 1024**3
+    timeout_s: float = 60.0
+    options: dict[str, object] = field(default_factory=dict)
+
+
+class Collector(ABC):
+    """Copies the data behind one data-source URL into a staging folder."""
+
+    name: str = ""
+
+    @abstractmethod
+    def accepts(self, source: str) -> bool:
+        """Whether this collector understands the URL."""
+
+    @abstractmethod
+    def collect(self, source: str, dest: Path, context: CollectorContext) -> int:
+        """Copy the data into `dest` (created); returns the bytes written.
+
+        Raises:
+            InvalidInput: the source is malformed or not allowed (naming `data_sources`).
+            StorageError: it could not be reached or read (transient: the pipeline retries).
+        """
+
+
+def load_collectors() -> list[Collector]:
+    """Every collector registered under the `matterhub.collectors` entry point, built-ins too."""
+    out: list[Collector] = []
+    for point in sorted(entry_points(group="matterhub.collectors"), key=lambda p: p.name):
+        cls = point.load()
+        out.append(cls())
+    return out
+
+
+def stage_path(dest: Path, relpath: str) -> Path:
+    """A path inside `dest` for `relpath`, refusing absolute paths and `..` escapes."""
+    parts = PurePosixPath(relpath.replace("\\", "/")).parts
+    if not parts or any(p in ("..", "") for p in parts) or parts[0] == "/":
+        raise InvalidInput(f"unsafe path {relpath!r} in the data", field="data_sources")
+    target = dest.joinpath(*parts).resolve()
+    if not target.is_relative_to(dest.resolve()):
+        raise InvalidInput(f"unsafe path {relpath!r} in the data", field="data_sources")
+    return target
+
+
+def is_archive(name: str) -> bool:
+    """Whether a file name looks like an archive we unpack."""
+    return name.lower().endswith(_ARCHIVES)
+
+
+def safe_unpack(archive: Path, dest: Path, *, max_bytes: int) -> int:
+    """Unpack zip/tar archives without path escapes, links or decompression bombs.
+
+    Raises:
+        InvalidInput: a member escapes the folder, is a link or device, or the total
+            unpacked size exceeds `max_bytes`.
+    """
+    total = 0
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                total += info.file_size
+                if total > max_bytes:
+                    raise InvalidInput(
+                        "the archive unpacks to more than the size limit", field="data_sources"
+                    )
+                target = stage_path(dest, info.filename)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, target.open("wb") as out:
+                    written = _copy_limited(src, out, info.file_size)
+                    if written != info.file_size:
+                        raise InvalidInput(
+                            "an archive member is larger than it declares", field="data_sources"
+                        )
+        return total
+    with tarfile.open(archive) as tf:
+        for member in tf:
+            if member.isdir():
+                continue
+            if not member.isfile():
+                raise InvalidInput(
+                    f"archive member {member.name!r} is a link or device", field="data_sources"
+                )
+            total += member.size
+            if total > max_bytes:
+                raise InvalidInput(
+                    "the archive unpacks to more than the size limit", field="data_sources"
+                )
+            target = stage_path(dest, member.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = tf.extractfile(member)
+            assert source is not None
+            with source, target.open("wb") as out:
+                _copy_limited(source, out, member.size)
+    return total
+
+
+def _copy_limited(src: IO[bytes], out: IO[bytes], limit: int) -> int:
+    written = 0
+    while chunk := src.read(1 << 20):
+        written += len(chunk)
+        if written > limit:
+            raise InvalidInput("an archive member is larger than it declares", field="data_sources")
+        out.write(chunk)
+    return written

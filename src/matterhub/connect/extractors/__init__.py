@@ -1,0 +1,23 @@
+"""Extractors: what a dataset's files say, as MDF record blocks."""
+
+from matterhub.connect.extractors.base import (
+    DerivedFile,
+    ExtractionContext,
+    Extractor,
+    ExtractorUnavailable,
+    FileGroup,
+    StagedFile,
+)
+from matterhub.connect.extractors.registry import ExtractionResult, load_extractors, run_extractors
+
+__all__ = [
+    "DerivedFile",
+    "ExtractionContext",
+    "ExtractionResult",
+    "Extractor",
+    "ExtractorUnavailable",
+    "FileGroup",
+    "StagedFile",
+    "load_extractors",
+    "run_extractors",
+]

@@ -1,0 +1,229 @@
+"""The state and helpers every part of DatasetService shares: lookups, access and rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from matterhub.blobs import BlobStore
+from matterhub.catalog import Catalog
+from matterhub.catalog.models import Dataset, DatasetFile, DatasetVersion, Group, User
+from matterhub.core.citations import CitedVersion
+from matterhub.core.datasets import VersionAccess, VersionPublic, parse_source_id, version_access
+from matterhub.core.errors import Conflict, InvalidInput, NotFound
+from matterhub.core.identity import PUBLIC, Identity, group_principal, user_principal
+from matterhub.core.policy import Action, Policy
+from matterhub.publish.pid import PIDProvider
+
+__all__ = ["ServiceBase", "update_unclaimed"]
+
+
+def update_unclaimed(session: Session, version_id: str, state: str, values: dict[str, Any]) -> bool:
+    """Set `values` on a version still in `state` that no publish has claimed; False if not."""
+    # One conditional UPDATE, so a change racing a publish (or another change) cannot slip in.
+    result = session.execute(
+        update(DatasetVersion)
+        .where(
+            DatasetVersion.id == version_id,
+            DatasetVersion.state == state,
+            DatasetVersion.publish_lock_until.is_(None),
+        )
+        .values(**values)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+class ServiceBase:
+    """What the parts of DatasetService share: its backends, settings and common lookups."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        blobs: BlobStore,
+        policy: Policy,
+        pids: PIDProvider,
+        *,
+        base_url: str,
+        curator_group: str = "curators",
+    ) -> None:
+        self._catalog = catalog
+        self._blobs = blobs
+        self._policy = policy
+        self.pids = pids
+        self._base_url = base_url.rstrip("/")
+        self._curator_group = curator_group
+
+    @staticmethod
+    def _folder(source_name: str, major: int, minor: int) -> str:
+        return f"datasets/{source_name}/v{major}.{minor}"
+
+    def _curators(self, session: Session) -> tuple[str, ...]:
+        group_id = session.scalar(select(Group.id).where(Group.name == self._curator_group))
+        return (group_principal(group_id),) if group_id else ()
+
+    def _access(self, session: Session, ds: Dataset, ver: DatasetVersion) -> VersionAccess:
+        return version_access(
+            ver.state,
+            owner_id=ds.owner_id,
+            visible_to=ver.visible_to,
+            shared_with=ver.shared_with,
+            curators=self._curators(session),
+        )
+
+    def _is_curator(self, session: Session, identity: Identity) -> bool:
+        return identity.bypasses_acl or not set(self._curators(session)).isdisjoint(
+            identity.principals
+        )
+
+    def _find(self, session: Session, sid: str) -> tuple[Dataset, DatasetVersion]:
+        """A source_id, or a source_name meaning its latest published (else newest) version."""
+        try:
+            parse_source_id(sid)
+        except InvalidInput:
+            ds = session.scalar(select(Dataset).where(Dataset.source_name == sid))
+            if ds is None:
+                raise NotFound(f"no dataset {sid!r}", field="source_id") from None
+            target = ds.latest_source_id
+            if target is None:
+                ver = session.scalar(
+                    select(DatasetVersion)
+                    .where(DatasetVersion.dataset_id == ds.id)
+                    .order_by(DatasetVersion.major.desc(), DatasetVersion.minor.desc())
+                )
+                if ver is None:
+                    raise NotFound(f"no dataset {sid!r}", field="source_id") from None
+                return ds, ver
+            sid = target
+        ver = session.scalar(select(DatasetVersion).where(DatasetVersion.source_id == sid))
+        if ver is None:
+            raise NotFound(f"no dataset version {sid!r}", field="source_id")
+        ds = session.get(Dataset, ver.dataset_id)
+        assert ds is not None
+        return ds, ver
+
+    def _load(
+        self, session: Session, identity: Identity, sid: str, action: Action = "read"
+    ) -> tuple[Dataset, DatasetVersion]:
+        ds, ver = self._find(session, sid)
+        access = self._access(session, ds, ver)
+        self._policy.require(identity, access, action, what="dataset version")
+        return ds, ver
+
+    def _require_draft(self, ver: DatasetVersion) -> None:
+        if ver.state != "draft":
+            raise Conflict(
+                f"{ver.source_id} is {ver.state}; only a draft's files and records can change",
+                field="state",
+            )
+
+    def _resolve_principals(
+        self, session: Session, values: Iterable[str], *, field: str
+    ) -> list[str]:
+        """Accept principal URNs, `public`, and the shorthands `user:<name>` / `group:<name>`."""
+        out: list[str] = []
+        for i, value in enumerate(values):
+            if value == PUBLIC or value.startswith(("urn:matterhub:user:", "urn:matterhub:group:")):
+                out.append(value)
+            elif value.startswith("user:"):
+                uid = session.scalar(select(User.id).where(User.username == value[5:]))
+                if uid is None:
+                    raise InvalidInput(f"no user named {value[5:]!r}", field=f"{field}[{i}]")
+                out.append(user_principal(uid))
+            elif value.startswith("group:"):
+                gid = session.scalar(select(Group.id).where(Group.name == value[6:]))
+                if gid is None:
+                    raise InvalidInput(f"no group named {value[6:]!r}", field=f"{field}[{i}]")
+                out.append(group_principal(gid))
+            else:
+                raise InvalidInput(
+                    f"{value!r} is not a principal: use 'public', 'user:<name>', "
+                    "'group:<name>' or a urn:matterhub: URN",
+                    field=f"{field}[{i}]",
+                )
+        return list(dict.fromkeys(out))
+
+    def _cited(self, ver: DatasetVersion) -> CitedVersion:
+        return CitedVersion(
+            dc=ver.document.get("dc", {}),
+            source_id=ver.source_id,
+            version=f"{ver.major}.{ver.minor}",
+            url=self._landing_url(ver),
+            pid=ver.pid,
+            pid_is_doi=self.pids.is_doi and ver.pid is not None,
+        )
+
+    def _landing_url(self, ver: DatasetVersion) -> str:
+        if ver.pid:
+            return f"{self._base_url}/pid/{ver.pid}"
+        return f"{self._base_url}/api/datasets/{ver.source_id}"
+
+    def _document(
+        self,
+        ds: Dataset,
+        ver: DatasetVersion,
+        files: Sequence[DatasetFile],
+        *,
+        published_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The MDF dataset document (dataset.json) of a version."""
+        doc = {k: v for k, v in ver.document.items() if k not in ("dc", "mdf")}
+        dc = dict(ver.document.get("dc", {}))
+        dc["version"] = f"{ver.major}.{ver.minor}"
+        if ver.pid:
+            scheme = "DOI" if self.pids.is_doi else "URL"
+            value = ver.pid if self.pids.is_doi else self.pids.resolver_url(ver.pid, self._base_url)
+            dc["identifier"] = {"identifier": value, "identifierType": scheme}
+        mdf = dict(ver.document.get("mdf", {}))
+        mdf.update(
+            source_name=ds.source_name,
+            source_id=ver.source_id,
+            scroll_id=0,
+            resource_type="dataset",
+            version=ver.major,
+            acl=list(ver.visible_to) or [PUBLIC],
+            ingest_date=(published_at or ver.published_at or ver.created_at).isoformat(),
+        )
+        data = dict(doc.get("data", {}))
+        data.update(
+            link=f"{self._base_url}/api/datasets/{ver.source_id}/archive.zip",
+            total_size=sum(f.size for f in files),
+        )
+        doc.update(dc=dc, mdf=mdf, data=data)
+        doc.setdefault("services", {})
+        return doc
+
+    def _public(self, session: Session, ds: Dataset, ver: DatasetVersion) -> VersionPublic:
+        files = self._files(session, ver)
+        return VersionPublic(
+            source_id=ver.source_id,
+            source_name=ds.source_name,
+            version=f"{ver.major}.{ver.minor}",
+            state=ver.state,
+            pid=ver.pid,
+            pid_url=self.pids.resolver_url(ver.pid, self._base_url) if ver.pid else None,
+            visible_to=list(ver.visible_to),
+            shared_with=list(ver.shared_with),
+            dc=ver.document.get("dc", {}),
+            document=self._document(ds, ver, files),
+            file_count=len(files),
+            total_bytes=sum(f.size for f in files),
+            created_at=ver.created_at,
+            published_at=ver.published_at,
+            manifest_sha512=ver.manifest_sha512,
+            reason=ver.reason,
+            is_latest=ds.latest_source_id == ver.source_id,
+        )
+
+    @staticmethod
+    def _files(session: Session, ver: DatasetVersion) -> list[DatasetFile]:
+        return list(
+            session.scalars(
+                select(DatasetFile)
+                .where(DatasetFile.version_id == ver.id)
+                .order_by(DatasetFile.path)
+            )
+        )

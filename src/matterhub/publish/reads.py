@@ -1,0 +1,230 @@
+"""The read side of DatasetService: listings, versions, manifests, files, archives, citations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from matterhub.catalog.models import Dataset, DatasetFile, DatasetVersion, User
+from matterhub.core.citations import cite
+from matterhub.core.datasets import (
+    DatasetPublic,
+    ManifestEntry,
+    VersionAccess,
+    VersionPublic,
+    check_file_path,
+    version_access,
+)
+from matterhub.core.errors import InvalidInput, NotFound
+from matterhub.core.identity import Identity, user_principal
+from matterhub.publish.base import ServiceBase
+from matterhub.publish.bundles import ArchiveMember, stream_tar, stream_zip
+
+__all__ = ["DatasetReads", "FileHandle"]
+
+
+@dataclass(frozen=True, slots=True)
+class FileHandle:
+    """A readable file of a version: where its bytes are and what they are."""
+
+    path: str
+    key: str
+    size: int
+    sha512: str
+    mime_type: str
+    local_path: Path | None
+
+
+class DatasetReads(ServiceBase):
+    """Reading datasets: what the caller may see, and the bytes of what it may read."""
+
+    def list_datasets(
+        self, identity: Identity, *, limit: int = 100, offset: int = 0
+    ) -> list[DatasetPublic]:
+        """Datasets with at least one version the caller may see, newest first."""
+        out: list[DatasetPublic] = []
+        with self._catalog.transaction() as session:
+            curators = self._curators(session)
+            datasets = session.scalars(select(Dataset).order_by(Dataset.created_at.desc()))
+            skipped = 0
+            for ds in datasets:
+                versions = session.scalars(
+                    select(DatasetVersion)
+                    .where(DatasetVersion.dataset_id == ds.id)
+                    .order_by(DatasetVersion.major, DatasetVersion.minor)
+                ).all()
+                seen = [
+                    v.source_id
+                    for v in versions
+                    if self._policy.allows(
+                        identity,
+                        version_access(
+                            v.state,
+                            owner_id=ds.owner_id,
+                            visible_to=v.visible_to,
+                            shared_with=v.shared_with,
+                            curators=curators,
+                        ),
+                    )
+                ]
+                if not seen:
+                    continue
+                if skipped < offset:
+                    skipped += 1
+                    continue
+                owner = session.get(User, ds.owner_id)
+                out.append(
+                    DatasetPublic(
+                        source_name=ds.source_name,
+                        owner=owner.username if owner else "",
+                        test=ds.test,
+                        latest=ds.latest_source_id if ds.latest_source_id in seen else None,
+                        versions=seen,
+                        created_at=ds.created_at,
+                    )
+                )
+                if len(out) >= limit:
+                    break
+        return out
+
+    def get(self, identity: Identity, sid: str) -> VersionPublic:
+        """One version (a source_id), or a dataset's latest published one (a source_name)."""
+        with self._catalog.transaction() as session:
+            ds, ver = self._load(session, identity, sid)
+            return self._public(session, ds, ver)
+
+    def versions(self, identity: Identity, source_name: str) -> list[VersionPublic]:
+        """Every version of a dataset the caller may see, oldest first."""
+        with self._catalog.transaction() as session:
+            ds = session.scalar(select(Dataset).where(Dataset.source_name == source_name))
+            if ds is None:
+                raise NotFound(f"no dataset {source_name!r}", field="source_name")
+            out = []
+            for ver in session.scalars(
+                select(DatasetVersion)
+                .where(DatasetVersion.dataset_id == ds.id)
+                .order_by(DatasetVersion.major, DatasetVersion.minor)
+            ):
+                if self._policy.allows(identity, self._access(session, ds, ver)):
+                    out.append(self._public(session, ds, ver))
+            if not out:
+                raise NotFound(f"no dataset {source_name!r}", field="source_name")
+            return out
+
+    def resolve_pid(self, identity: Identity, pid: str) -> VersionPublic:
+        """The version an identifier names."""
+        with self._catalog.transaction() as session:
+            ver = session.scalar(select(DatasetVersion).where(DatasetVersion.pid == pid))
+            if ver is None:
+                raise NotFound(f"no identifier {pid!r}", field="pid")
+            ds, ver = self._load(session, identity, ver.source_id)
+            return self._public(session, ds, ver)
+
+    def _file_allowed(
+        self,
+        session: Session,
+        identity: Identity,
+        ds: Dataset,
+        ver: DatasetVersion,
+        row: DatasetFile,
+    ) -> bool:
+        if row.visible_to is None:
+            return True
+        access = VersionAccess(
+            visible_to=(user_principal(ds.owner_id), *ver.shared_with, *row.visible_to),
+            owner_id=ds.owner_id,
+        )
+        return self._policy.allows(identity, access)
+
+    def _readable_version(
+        self, session: Session, identity: Identity, sid: str
+    ) -> tuple[Dataset, DatasetVersion]:
+        ds, ver = self._load(session, identity, sid)
+        if ver.state == "withdrawn" and not self._policy.allows(
+            identity, self._access(session, ds, ver), "manage"
+        ):
+            raise NotFound(
+                f"{ver.source_id} was withdrawn: {ver.reason or 'no reason given'}",
+                field="source_id",
+            )
+        return ds, ver
+
+    def manifest(self, identity: Identity, sid: str) -> list[ManifestEntry]:
+        """The files of a version (path, size, sha512, mime type), restricted ones flagged."""
+        with self._catalog.transaction() as session:
+            _ds, ver = self._readable_version(session, identity, sid)
+            return [
+                ManifestEntry(
+                    path=f.path,
+                    size=f.size,
+                    sha512=f.sha512,
+                    mime_type=f.mime_type,
+                    restricted=f.visible_to is not None,
+                )
+                for f in self._files(session, ver)
+            ]
+
+    def manifest_document(self, identity: Identity, sid: str) -> bytes:
+        """A published version's frozen manifest.json, byte for byte."""
+        with self._catalog.transaction() as session:
+            ds, ver = self._readable_version(session, identity, sid)
+            if ver.state not in ("published", "withdrawn"):
+                raise NotFound(f"{ver.source_id} is not published yet", field="source_id")
+            key = f"{self._folder(ds.source_name, ver.major, ver.minor)}/manifest.json"
+        return self._blobs.get(key)
+
+    def records(self, identity: Identity, sid: str) -> list[dict[str, Any]]:
+        """A version's per-file-group records (records.jsonl), draft or published."""
+        with self._catalog.transaction() as session:
+            ds, ver = self._readable_version(session, identity, sid)
+            key = f"{self._folder(ds.source_name, ver.major, ver.minor)}/records.jsonl"
+        if not self._blobs.exists(key):
+            return []
+        return [json.loads(line) for line in self._blobs.get(key).splitlines() if line.strip()]
+
+    def open_file(self, identity: Identity, sid: str, path: str) -> FileHandle:
+        """A file the caller may read; NotFound for a path outside the version."""
+        check_file_path(path)
+        with self._catalog.transaction() as session:
+            ds, ver = self._readable_version(session, identity, sid)
+            row = session.get(DatasetFile, (ver.id, path))
+            if row is None or not self._file_allowed(session, identity, ds, ver, row):
+                raise NotFound(f"no file {path!r} in {ver.source_id}", field="path")
+        local = self._blobs.local_path(row.blob_key)
+        return FileHandle(row.path, row.blob_key, row.size, row.sha512, row.mime_type, local)
+
+    def archive_members(self, identity: Identity, sid: str) -> tuple[str, list[ArchiveMember]]:
+        """(source_id, the files the caller may read) of a version, for an archive."""
+        with self._catalog.transaction() as session:
+            ds, ver = self._readable_version(session, identity, sid)
+            folder = ver.source_id
+            members = [
+                ArchiveMember(f"{folder}/{f.path}", f.blob_key, f.size)
+                for f in self._files(session, ver)
+                if self._file_allowed(session, identity, ds, ver, f)
+            ]
+        return ver.source_id, members
+
+    def stream_archive(self, members: Sequence[ArchiveMember], fmt: str) -> Iterator[bytes]:
+        """The bytes of a zip or tar of `members`, streamed."""
+
+        def read(key: str) -> Iterator[bytes]:
+            return self._blobs.stream(key)
+
+        if fmt == "zip":
+            return stream_zip(members, read)
+        if fmt == "tar":
+            return stream_tar(members, read)
+        raise InvalidInput(f"unknown archive format {fmt!r}; use zip or tar", field="format")
+
+    def cite(self, identity: Identity, sid: str, fmt: str) -> tuple[str, str]:
+        """(media type, text) of a version's citation in `fmt`."""
+        with self._catalog.transaction() as session:
+            _ds, ver = self._load(session, identity, sid)
+            return cite(self._cited(ver), fmt)
