@@ -5,15 +5,16 @@ BIN := $(VENV)/bin
 EXTRAS ?= server,postgres,s3,dev,compat,demo,materials
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo test lint format clean lock
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MatterHub needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	# constraints.txt pins a known-good set: no resolver backtracking, same versions everywhere.
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $@
 
 demo: setup
@@ -31,6 +32,9 @@ lint: setup
 format: setup
 	$(BIN)/ruff check --fix src tests
 	$(BIN)/ruff format src tests
+
+lock: setup
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^matterhub' > constraints.txt
 
 clean:
 	rm -rf $(VENV) matterhub-demo matterhub-data .pytest_cache .mypy_cache .ruff_cache
