@@ -12,6 +12,7 @@ from matterhub.blobs import BlobStore, open_blobs
 from matterhub.catalog import Catalog, open_catalog
 from matterhub.catalog.accounts import AccountService
 from matterhub.connect.collectors import CollectorContext, load_collectors
+from matterhub.connect.dispatch import load_dispatchers
 from matterhub.connect.service import ConnectService
 from matterhub.core.errors import InvalidInput
 from matterhub.core.policy import Policy
@@ -93,6 +94,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     )
     assert settings.index_dir is not None  # derived from data_dir by Settings
     search = SearchService(catalog, policy, index_dir=settings.index_dir, open_backend=TantivyIndex)
+    secret = server_secret(settings)
     connect = ConnectService(
         catalog,
         policy,
@@ -107,6 +109,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         ),
         base_url=settings.base_url,
         curator_group=settings.curator_group,
+        secret=secret,
+        dispatchers=load_dispatchers(),
     )
     return Services(
         settings=settings,
@@ -115,7 +119,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         policy=policy,
         accounts=accounts,
         search=search,
-        secret=server_secret(settings),
+        secret=secret,
         datasets=datasets,
         connect=connect,
     )

@@ -2,91 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import threading
 import zipfile
-from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from matterhub.bootstrap import Services, build_services
-from matterhub.core.connect import SubmissionRequest
 from matterhub.core.errors import Conflict, InvalidInput, PermissionDenied
-from matterhub.core.identity import ANONYMOUS, SYSTEM_IDENTITY, Identity
+from matterhub.core.identity import ANONYMOUS, SYSTEM_IDENTITY
 from matterhub.core.search import GSearchRequest
 from matterhub.settings import Settings
-
-
-def _iron_cif() -> str:
-    """A real bcc iron CIF, written by ASE."""
-    from ase.build import bulk
-    from ase.io import write
-
-    buffer = io.BytesIO()
-    write(buffer, bulk("Fe", "bcc", a=2.87, cubic=True), format="cif")
-    return buffer.getvalue().decode()
-
-
-CIF = _iron_cif()
-
-
-def dc(title: str = "Iron bcc structures for testing connect") -> dict[str, Any]:
-    return {"titles": [{"title": title}], "creators": [{"creatorName": "Tester, Tina"}]}
-
-
-@pytest.fixture
-def data_root(tmp_path: Path) -> Path:
-    root = tmp_path / "incoming"
-    (root / "set1" / "sub").mkdir(parents=True)
-    (root / "set1" / "Fe.cif").write_text(CIF)
-    (root / "set1" / "notes.txt").write_text("measured on a Tuesday\n")
-    (root / "set1" / "sub" / "table.csv").write_text("a,b\n1,2\n3,4\n")
-    return root
-
-
-@pytest.fixture
-def hub(tmp_path: Path, data_root: Path) -> Iterator[Services]:
-    settings = Settings(
-        data_dir=tmp_path / "hub",
-        connect_allowed_roots=[data_root],
-        connect_allow_private_urls=True,
-    )
-    services = build_services(settings)
-    services.start()
-    yield services
-    services.close()
-
-
-def user(services: Services, name: str, *, curator: bool = False) -> Identity:
-    services.accounts.create_user(SYSTEM_IDENTITY, name)
-    if curator:
-        with contextlib.suppress(Conflict):
-            services.accounts.create_group(SYSTEM_IDENTITY, "curators")
-        services.accounts.add_member(SYSTEM_IDENTITY, "curators", name)
-    return services.accounts.authenticate(
-        services.accounts.create_token(SYSTEM_IDENTITY, name).token
-    )
-
-
-def submit(services: Services, who: Identity, **fields: Any) -> str:
-    request = SubmissionRequest.model_validate(fields)
-    answer = services.connect.submit(who, request)
-    assert answer["success"] is True and answer["error"] is None
-    return str(answer["source_id"])
-
-
-def codes(status: dict[str, Any]) -> str:
-    return str(status["status"]["status_code"])
-
-
-def search(services: Services, q: str) -> Any:
-    return services.search.search(ANONYMOUS, "mdf", GSearchRequest(q=q, advanced=True, limit=50))
+from tests.connect.helpers import CIF, codes, dc, search, submit, user
 
 
 def test_local_folder_to_searchable_records(hub: Services, data_root: Path) -> None:

@@ -15,7 +15,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -25,6 +25,7 @@ from sqlalchemy import select
 from matterhub.catalog.database import Catalog
 from matterhub.catalog.models import Dataset, Submission, SubmissionStep, User
 from matterhub.connect.collectors.base import Collector, CollectorContext
+from matterhub.connect.dispatch import Dispatch, Dispatcher
 from matterhub.connect.documents import status_block, status_document
 from matterhub.connect.extractors.base import ExtractionContext, StagedFile
 from matterhub.connect.extractors.registry import run_extractors
@@ -76,6 +77,8 @@ class ConnectService:
         collector_context: CollectorContext,
         base_url: str,
         curator_group: str,
+        secret: str,
+        dispatchers: Mapping[str, Dispatcher] | None = None,
         extract: Callable[..., Any] = run_extractors,
     ) -> None:
         self._catalog = catalog
@@ -88,6 +91,8 @@ class ConnectService:
         self._base_url = base_url
         self._curator_group = curator_group
         self._extract = extract
+        self._secret = secret
+        self._dispatchers = dict(dispatchers or {})
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._worker: threading.Thread | None = None
 
@@ -356,7 +361,7 @@ class ConnectService:
             source_id = sub.source_id
             codes = {s.step: s.code for s in sub.steps}
         try:
-            if codes["curation"] not in ("M", "S"):  # not yet past the curation gate
+            if not request.update_metadata_only and codes["curation"] not in ("M", "S"):
                 self._before_curation(submission_id, source_id, request)
             self._after_curation(submission_id, source_id, request)
         except _Stop:
@@ -429,13 +434,77 @@ class ConnectService:
         except (MatterHubError, TimeoutError) as exc:
             raise self._fail(submission_id, "ingest_search", str(exc)) from None
         self._step(submission_id, "ingest_search", "S")
-        self._step(submission_id, "ingest_backup", "N")
+        self._dispatch(submission_id, source_id, request, version.document, version.pid_url)
         for step, service in (("ingest_citrine", "citrine"), ("ingest_mrr", "mrr")):
             if service in request.services:
                 self._step(submission_id, step, "R", f"{service} is not available on this hub")
             else:
                 self._step(submission_id, step, "N")
         self._step(submission_id, "ingest_cleanup", "S")
+
+    def _dispatch(
+        self,
+        submission_id: str,
+        source_id: str,
+        request: SubmissionRequest,
+        document: dict[str, Any],
+        landing: str | None,
+    ) -> None:
+        wanted = [s for s in request.services if s in self._dispatchers]
+        if not wanted:
+            self._step(submission_id, "ingest_backup", "N")
+            return
+        self._step(submission_id, "ingest_backup", "P")
+        event = Dispatch(
+            source_id=source_id,
+            dataset=document,
+            archive_url=f"{self._base_url}/api/datasets/{source_id}/archive.zip?root=false",
+            landing_url=landing,
+        )
+        done, failed = [], []
+        for service in wanted:
+            params = request.services[service]
+            try:
+                done.append(
+                    self._dispatchers[service].send(event, dict(params or {}), secret=self._secret)
+                )
+            except MatterHubError as exc:
+                failed.append(exc.detail)
+        # A dispatch failure never unpublishes: MDF's "failed, but processing continues".
+        self._step(submission_id, "ingest_backup", "R" if failed else "S", "; ".join(done + failed))
+
+    def update_metadata(
+        self, identity: Identity, source_id: str, request: SubmissionRequest
+    ) -> dict[str, Any]:
+        """MDF's /update/<source_id>: new metadata, same data — a new minor version, re-indexed."""
+        for forbidden in ("source_id", "source_name", "scroll_id", "version"):
+            if forbidden in request.mdf:
+                raise InvalidInput(
+                    f"mdf.{forbidden} cannot be changed by an update", field=f"mdf.{forbidden}"
+                )
+        current = self._datasets.get(identity, source_id)
+        if not current.is_latest:
+            raise Conflict(f"{source_id} is not the latest version", field="source_id")
+        version = self._datasets.update_metadata(identity, source_id, dc=self._dc(request) or None)
+        stored = request.model_copy(update={"update_metadata_only": True})
+        with self._catalog.transaction() as session:
+            sub = Submission(
+                source_id=version.source_id,
+                submitter_id=identity.user_id or "",
+                request=stored.model_dump(mode="json"),
+                status="pending",
+                test=current.source_id.startswith("_test_"),
+            )
+            session.add(sub)
+            session.flush()
+            for position, step in enumerate(STEP_NAMES):
+                code = "S" if step == "sub_start" else "N" if position < 6 else "z"
+                session.add(
+                    SubmissionStep(submission_id=sub.id, step=step, position=position, code=code)
+                )
+            submission_id = sub.id
+        self._queue.put(submission_id)
+        return {"source_id": version.source_id, "success": True, "error": None, "status_code": 202}
 
     def _collect(self, submission_id: str, source: str, dest: Path) -> None:
         collector = next((c for c in self._collectors if c.accepts(source)), None)
@@ -508,7 +577,19 @@ class ConnectService:
             SYSTEM_IDENTITY, index, {"q": f'mdf.source_name:"{name}"', "advanced": True}
         )
         self._search.wait(task.task_id)
-        records = self._datasets.records(SYSTEM_IDENTITY, source_id)
+        # A metadata-only version shares its records with the version it came from: point them here.
+        base = f"{self._base_url}/api/datasets/{source_id}/files"
+        records = [
+            {
+                **r,
+                "mdf": {**r.get("mdf", {}), "source_id": source_id},
+                "files": [
+                    {**f, "url": f"{base}/{f['path']}"} if "path" in f else f
+                    for f in r.get("files", [])
+                ],
+            }
+            for r in self._datasets.records(SYSTEM_IDENTITY, source_id)
+        ]
         mdf = {
             "source_name": name,
             "source_id": source_id,

@@ -22,6 +22,16 @@ def submit(
     return JSONResponse(services.connect.submit(identity, request), status_code=202)
 
 
+@router.post("/update/{source_id}", summary="Update a dataset's metadata")
+def update(
+    source_id: str, request: SubmissionRequest, identity: CurrentIdentity, services: ServicesDep
+) -> JSONResponse:
+    """Same data, new metadata: a new minor version, published and re-indexed."""
+    return JSONResponse(
+        services.connect.update_metadata(identity, source_id, request), status_code=202
+    )
+
+
 @router.get("/status/{source_id}", summary="A submission's status")
 def status(source_id: str, identity: CurrentIdentity, services: ServicesDep) -> dict[str, Any]:
     """MDF's twelve steps with their one-letter codes."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile, status
@@ -386,21 +387,27 @@ def delete_file(sid: str, path: str, identity: CurrentIdentity, services: Servic
 
 
 @router.get("/{sid}/archive.zip", summary="The whole version as a zip (streamed)")
-def archive_zip(sid: str, identity: CurrentIdentity, services: ServicesDep) -> Response:
-    """Stored (uncompressed) ZIP64, built while it is sent: nothing is written to disk."""
-    return _archive(_svc(services), identity, sid, "zip", "application/zip")
+def archive_zip(
+    sid: str, identity: CurrentIdentity, services: ServicesDep, root: bool = True
+) -> Response:
+    """Stored (uncompressed) ZIP64, built while it is sent; `root=false` drops the top folder."""
+    return _archive(_svc(services), identity, sid, "zip", "application/zip", root=root)
 
 
 @router.get("/{sid}/archive.tar", summary="The whole version as a tar (streamed)")
-def archive_tar(sid: str, identity: CurrentIdentity, services: ServicesDep) -> Response:
-    """POSIX tar built while it is sent."""
-    return _archive(_svc(services), identity, sid, "tar", "application/x-tar")
+def archive_tar(
+    sid: str, identity: CurrentIdentity, services: ServicesDep, root: bool = True
+) -> Response:
+    """POSIX tar built while it is sent; `root=false` drops the top folder."""
+    return _archive(_svc(services), identity, sid, "tar", "application/x-tar", root=root)
 
 
 def _archive(
-    svc: DatasetService, identity: Identity, sid: str, fmt: str, media_type: str
+    svc: DatasetService, identity: Identity, sid: str, fmt: str, media_type: str, *, root: bool
 ) -> Response:
     source_id, members = svc.archive_members(identity, sid)
+    if not root:  # e.g. for another hub collecting the files as the dataset's own layout
+        members = [replace(m, name=m.name.split("/", 1)[1]) for m in members]
     chunks = svc.stream_archive(members, fmt)
     return StreamingResponse(
         archive_chunks(chunks),
