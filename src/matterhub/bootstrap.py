@@ -106,6 +106,10 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
             allowed_roots=tuple(settings.connect_allowed_roots),
             allow_private_addresses=settings.connect_allow_private_urls,
             max_bytes=settings.connect_max_bytes,
+            options={
+                "zenodo_url": settings.connect_zenodo_url,
+                "figshare_url": settings.connect_figshare_url,
+            },
         ),
         base_url=settings.base_url,
         curator_group=settings.curator_group,

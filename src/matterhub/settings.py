@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest total size of one submission's data (downloads, unpacked archives).",
     )
+    connect_zenodo_url: str = Field(
+        default="https://zenodo.org", description="Zenodo's base URL for `zenodo:` data sources."
+    )
+    connect_figshare_url: str = Field(
+        default="https://api.figshare.com",
+        description="Figshare's API base URL for `figshare:` data sources.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level of the server."
     )

@@ -33,6 +33,8 @@ class Collector(ABC):
     """Copies the data behind one data-source URL into a staging folder."""
 
     name: str = ""
+    # Lower runs first: specific collectors (Zenodo URLs) before generic ones (any http URL).
+    priority: int = 0
 
     @abstractmethod
     def accepts(self, source: str) -> bool:
@@ -50,11 +52,8 @@ class Collector(ABC):
 
 def load_collectors() -> list[Collector]:
     """Every collector registered under the `matterhub.collectors` entry point, built-ins too."""
-    out: list[Collector] = []
-    for point in sorted(entry_points(group="matterhub.collectors"), key=lambda p: p.name):
-        cls = point.load()
-        out.append(cls())
-    return out
+    out: list[Collector] = [point.load()() for point in entry_points(group="matterhub.collectors")]
+    return sorted(out, key=lambda c: (c.priority, c.name))
 
 
 def stage_path(dest: Path, relpath: str) -> Path:

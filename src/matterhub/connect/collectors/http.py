@@ -54,6 +54,7 @@ class HttpCollector(Collector):
     """Downloads one file over HTTP(S), streaming, within the size limit."""
 
     name = "http"
+    priority = 10
 
     def accepts(self, source: str) -> bool:
         return source.startswith(("http://", "https://"))

@@ -16,6 +16,7 @@ class LocalCollector(Collector):
     """`file:///path` or `/path`: copies a file or a folder tree (archives are unpacked)."""
 
     name = "local"
+    priority = 10
 
     def accepts(self, source: str) -> bool:
         return source.startswith(("file://", "/"))
