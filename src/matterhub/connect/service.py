@@ -154,7 +154,7 @@ class ConnectService:
                 test=request.test,
             )
         else:
-            version = self._datasets.new_version(identity, name, dc=dc)
+            version = self._next_version(identity, name, dc)
         with self._catalog.transaction() as session:
             sub = Submission(
                 source_id=version.source_id,
@@ -174,6 +174,33 @@ class ConnectService:
         self._queue.put(submission_id)
         return {"source_id": version.source_id, "success": True, "error": None, "status_code": 202}
 
+    def _next_version(self, identity: Identity, name: str, dc: dict[str, Any]) -> Any:
+        """The version an update fills: a new one, or the unpublished one it supersedes."""
+        try:
+            return self._datasets.new_version(identity, name, dc=dc)
+        except Conflict:
+            pending = [
+                v
+                for v in self._datasets.versions(identity, name)
+                if v.state in ("draft", "curation", "rejected")
+            ]
+            if not pending:
+                raise
+        # MDF: a newer submission replaces one still in progress; it takes over that version.
+        version = pending[-1]
+        with self._catalog.transaction() as session:
+            ids = session.scalars(
+                select(Submission.id).where(
+                    Submission.source_id == version.source_id,
+                    Submission.status.in_(("pending", "processing", "curation")),
+                )
+            ).all()
+        for other in ids:
+            self._mark_cancelled(other, f"superseded by a newer submission of {name}")
+        if version.state != "draft":
+            self._datasets.reopen(SYSTEM_IDENTITY, version.source_id)
+        return self._datasets.update_metadata(identity, version.source_id, dc=dc)
+
     @staticmethod
     def _dc(request: SubmissionRequest) -> dict[str, Any]:
         dc = dict(request.dc)
@@ -185,13 +212,17 @@ class ConnectService:
 
     # reading ---------------------------------------------------------------------------------
 
-    def _load(self, identity: Identity, source_id: str) -> tuple[Submission, list[StepStatus], str]:
+    def _load(
+        self, identity: Identity, source_id: str, *, submission_id: str | None = None
+    ) -> tuple[Submission, list[StepStatus], str]:
+        """The newest submission of a source_id (or one by id), if the caller may see it."""
         with self._catalog.transaction() as session:
-            sub = session.scalar(
-                select(Submission)
-                .where(Submission.source_id == source_id)
-                .order_by(Submission.created_at.desc())
-            )
+            query = select(Submission).order_by(Submission.created_at.desc())
+            if submission_id is not None:
+                query = query.where(Submission.id == submission_id)
+            else:
+                query = query.where(Submission.source_id == source_id)
+            sub = session.scalar(query)
             if sub is None:
                 raise NotFound(f"no submission {source_id!r}", field="source_id")
             if not (
@@ -228,11 +259,13 @@ class ConnectService:
     ) -> list[dict[str, Any]]:
         """The caller's submissions (every submission for administrators), MDF filters applied."""
         with self._catalog.transaction() as session:
-            query = select(Submission.source_id).order_by(Submission.created_at)
+            query = select(Submission.id, Submission.source_id).order_by(Submission.created_at)
             if not identity.bypasses_acl:
                 query = query.where(Submission.submitter_id == identity.user_id)
-            source_ids = session.scalars(query).all()
-        blocks = [self._block(*self._load(identity, sid)) for sid in source_ids]
+            rows = session.execute(query).all()
+        blocks = [
+            self._block(*self._load(identity, sid, submission_id=sub_id)) for sub_id, sid in rows
+        ]
         return [b for b in blocks if all(_matches(b, f) for f in filters)]
 
     # curation --------------------------------------------------------------------------------
@@ -336,10 +369,52 @@ class ConnectService:
 
     def _step(self, submission_id: str, step: str, code: str, detail: str | None = None) -> None:
         with self._catalog.transaction() as session:
+            if code == "P":  # every step starts here: the place to notice a cancellation
+                sub = session.get(Submission, submission_id)
+                if sub is not None and sub.status == "cancelled":
+                    raise _Stop("cancelled")
             row = session.get(SubmissionStep, (submission_id, step))
             assert row is not None
             row.code = code
             row.detail = detail
+
+    def cancel(
+        self, identity: Identity, source_id: str, *, reason: str = "cancelled by the submitter"
+    ) -> dict[str, Any]:
+        """Stop a submission that has not finished; its draft stays unpublished."""
+        sub, _steps, _submitter = self._load(identity, source_id)
+        if not (identity.bypasses_acl or identity.user_id == sub.submitter_id):
+            raise PermissionDenied("only the submitter or an administrator may cancel it")
+        if sub.status not in ("pending", "processing", "curation"):
+            raise Conflict(f"{source_id} has already {sub.status}", field="source_id")
+        self._mark_cancelled(sub.id, reason)
+        return {"success": True, "message": f"{source_id} was cancelled"}
+
+    def _mark_cancelled(self, submission_id: str, reason: str) -> None:
+        with self._catalog.transaction() as session:
+            sub = session.get(Submission, submission_id)
+            assert sub is not None
+            sub.status = "cancelled"
+            for row in sub.steps:
+                if row.code in ("z", "P", "T"):
+                    row.code = "X"
+                    row.detail = reason
+        shutil.rmtree(self._staging / submission_id, ignore_errors=True)
+
+    def _cancel_older(self, submission_id: str, source_id: str) -> int:
+        """An update supersedes the same dataset's unfinished submissions (MDF's old_cancel)."""
+        name = parse_source_id(source_id)[0]
+        with self._catalog.transaction() as session:
+            rows = session.execute(
+                select(Submission.id, Submission.source_id).where(
+                    Submission.status.in_(("pending", "processing", "curation")),
+                    Submission.id != submission_id,
+                )
+            ).all()
+        older = [sid for sid, other in rows if parse_source_id(other)[0] == name]
+        for other_id in older:
+            self._mark_cancelled(other_id, f"superseded by {source_id}")
+        return len(older)
 
     def _set_status(self, submission_id: str, status: str) -> None:
         with self._catalog.transaction() as session:
@@ -355,7 +430,7 @@ class ConnectService:
         with self._catalog.transaction() as session:
             sub = session.get(Submission, submission_id)
             if sub is None or sub.status not in ("pending", "processing"):
-                return
+                return  # finished, cancelled, or waiting for a curator
             sub.status = "processing"
             request = SubmissionRequest.model_validate(sub.request)
             source_id = sub.source_id
@@ -378,7 +453,11 @@ class ConnectService:
     def _before_curation(
         self, submission_id: str, source_id: str, request: SubmissionRequest
     ) -> None:
-        self._step(submission_id, "old_cancel", "N" if not request.update else "S")
+        if request.update:
+            cancelled = self._cancel_older(submission_id, source_id)
+            self._step(submission_id, "old_cancel", "S", f"{cancelled} older submissions cancelled")
+        else:
+            self._step(submission_id, "old_cancel", "N")
         staged = self._staging / submission_id / "data"
         shutil.rmtree(staged, ignore_errors=True)
         self._step(submission_id, "data_download", "P")

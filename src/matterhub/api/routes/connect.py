@@ -32,6 +32,12 @@ def update(
     )
 
 
+@router.post("/cancel/{source_id}", summary="Cancel a submission")
+def cancel(source_id: str, identity: CurrentIdentity, services: ServicesDep) -> dict[str, Any]:
+    """Unfinished steps become X; nothing of it is published."""
+    return services.connect.cancel(identity, source_id)
+
+
 @router.get("/status/{source_id}", summary="A submission's status")
 def status(source_id: str, identity: CurrentIdentity, services: ServicesDep) -> dict[str, Any]:
     """MDF's twelve steps with their one-letter codes."""
