@@ -228,3 +228,13 @@ async def test_groups_over_the_api(
     assert added.status_code == 200 and added.json()["members"] == ["lead", "postdoc"]
     mine = (await client.get("/api/groups", headers=bearer(lead))).json()
     assert [g["name"] for g in mine] == ["xrd-lab"]
+
+
+async def test_schemas_are_served(client: httpx.AsyncClient) -> None:
+    listed = (await client.get("/schemas/")).json()
+    assert listed["schemas"] == ["record", "dataset", "submission"]
+    record = (await client.get("/schemas/record.json")).json()
+    assert record["required"] == ["mdf", "files"]
+    submission = (await client.get("/schemas/submission")).json()
+    assert "data_sources" in submission["properties"]
+    assert (await client.get("/schemas/nope")).status_code == 404

@@ -48,6 +48,7 @@ from matterhub.core.errors import (
 )
 from matterhub.core.identity import PUBLIC, SYSTEM_IDENTITY, Identity
 from matterhub.core.policy import Policy
+from matterhub.core.schemas import schema, validation_errors
 from matterhub.publish.service import DatasetService
 from matterhub.search.service import SearchService
 
@@ -480,15 +481,18 @@ class ConnectService:
                 config=dict(request.extraction_config), index=dict(request.index)
             )
             result = self._extract(files, context)
-            records = self._mdf_records(source_id, request, result.records)
+            records, dropped = _validated(self._mdf_records(source_id, request, result.records))
             self._datasets.set_records(SYSTEM_IDENTITY, source_id, records)
             detail = f"{len(records)} records from {len(files)} files"
+            if dropped:
+                detail += f"; {len(dropped)} blocks failed the record schema, e.g. {dropped[0]}"
             if result.warnings:
                 first = result.warnings[0]
                 detail += (
                     f"; {len(result.warnings)} warnings, e.g. {first['path']}: {first['message']}"
                 )
-            self._step(submission_id, "extracting", "M" if result.warnings else "S", detail)
+            noted = result.warnings or dropped
+            self._step(submission_id, "extracting", "M" if noted else "S", detail)
         if request.curation:
             self._datasets.submit_for_curation(SYSTEM_IDENTITY, source_id)
             self._step(submission_id, "curation", "P", datetime.now(UTC).isoformat())
@@ -678,11 +682,14 @@ class ConnectService:
             "acl": dataset_acl,
             "version": major,
         }
-        dataset_entry = {
-            "subject": source_id,
-            "visible_to": dataset_acl,
-            "content": {**document, "mdf": {**document.get("mdf", {}), **mdf}},
-        }
+        content: dict[str, Any] = {**document, "mdf": {**document.get("mdf", {}), **mdf}}
+        dataset_entry = {"subject": source_id, "visible_to": dataset_acl, "content": content}
+        problems = validation_errors(content, "dataset")
+        if problems:
+            path, message = problems[0]
+            raise InvalidInput(
+                f"the dataset entry breaks the dataset schema at {path}: {message}", field=path
+            )
         entries = [dataset_entry] + [
             {"subject": f"{source_id}.{r['mdf']['scroll_id']}", "visible_to": acl, "content": r}
             for r in records
@@ -699,6 +706,28 @@ class ConnectService:
 
 
 CODES_TEXT = {"S": "extraction succeeded", "N": "extraction not requested"}
+
+
+def _validated(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Records that pass the record schema: a failing extracted block is dropped and reported."""
+    allowed = set(schema("record")["properties"])
+    dropped: list[str] = []
+    out = []
+    for record in records:
+        for key in [k for k in record if k not in allowed]:
+            dropped.append(f"{key}: not an MDF block")
+            record.pop(key)
+        for path, message in validation_errors(record, "record"):
+            block = path.split(".")[0]
+            if block in ("mdf", "files", "(top)"):
+                raise InvalidInput(
+                    f"record breaks the record schema at {path}: {message}", field=path
+                )
+            if block in record:
+                dropped.append(f"{path}: {message}")
+                record.pop(block)
+        out.append(record)
+    return out, dropped
 
 
 def _staged_files(root: Path) -> list[StagedFile]:
