@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from matterhub.connect.collectors import CollectorContext, load_collectors
 from matterhub.connect.dispatch import load_dispatchers
 from matterhub.connect.service import ConnectService
 from matterhub.core.errors import InvalidInput
+from matterhub.core.organizations import Organization
 from matterhub.core.policy import Policy
 from matterhub.publish import DatasetService, load_pid_provider
 from matterhub.search.service import SearchService
@@ -115,6 +117,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         curator_group=settings.curator_group,
         secret=secret,
         dispatchers=load_dispatchers(),
+        organizations=_organizations(settings),
     )
     return Services(
         settings=settings,
@@ -140,6 +143,19 @@ def _pid_options(settings: Settings) -> dict[str, object]:
         "datacite_prefix": settings.datacite_prefix,
         "datacite_test_mode": settings.datacite_test_mode,
     }
+
+
+def _organizations(settings: Settings) -> list[Organization]:
+    """The organisations file, read once; a broken file names the setting."""
+    if settings.organizations_file is None:
+        return []
+    try:
+        raw = json.loads(settings.organizations_file.read_text())
+        return [Organization.model_validate(item) for item in raw]
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(
+            f"organizations_file {settings.organizations_file}: {exc}", field="organizations_file"
+        ) from exc
 
 
 def _ensure_dir(path: Path, *, field: str) -> None:

@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest total size of one submission's data (downloads, unpacked archives).",
     )
+    organizations_file: Path | None = Field(
+        default=None,
+        description=(
+            "JSON list of organisations whose rules Connect applies when a submission names them "
+            "in mdf.organizations: name, required_fields, curation, acl."
+        ),
+    )
     connect_zenodo_url: str = Field(
         default="https://zenodo.org", description="Zenodo's base URL for `zenodo:` data sources."
     )

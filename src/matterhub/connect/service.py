@@ -47,6 +47,7 @@ from matterhub.core.errors import (
     Unauthenticated,
 )
 from matterhub.core.identity import PUBLIC, SYSTEM_IDENTITY, Identity
+from matterhub.core.organizations import Organization, apply_organizations
 from matterhub.core.policy import Policy
 from matterhub.core.schemas import schema, validation_errors
 from matterhub.publish.service import DatasetService
@@ -80,6 +81,7 @@ class ConnectService:
         curator_group: str,
         secret: str,
         dispatchers: Mapping[str, Dispatcher] | None = None,
+        organizations: Sequence[Organization] = (),
         extract: Callable[..., Any] = run_extractors,
     ) -> None:
         self._catalog = catalog
@@ -94,6 +96,7 @@ class ConnectService:
         self._extract = extract
         self._secret = secret
         self._dispatchers = dict(dispatchers or {})
+        self._organizations = list(organizations)
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._worker: threading.Thread | None = None
 
@@ -126,6 +129,9 @@ class ConnectService:
         """Record a submission and its draft version, queue it, and return its source_id."""
         if identity.is_anonymous:
             raise Unauthenticated("sign in to submit datasets")
+        if self._organizations:
+            ruled = apply_organizations(request.model_dump(), self._organizations)
+            request = SubmissionRequest.model_validate(ruled)
         requested = request.mdf.get("source_name")
         name = check_source_name(str(requested)) if requested else derive_source_name(request.dc)
         name = sandbox_source_name(name, request.test)
@@ -646,7 +652,11 @@ class ConnectService:
             }
             merged = merge_blocks(record, {"mdf": block, "files": files})
             if request.custom:
-                merged["custom"] = {**request.custom, **merged.get("custom", {})}
+                # MDF: a field's description travels beside it as `<field>_desc`.
+                described = {
+                    f"{k}_desc": v for k, v in request.custom_desc.items() if k in request.custom
+                }
+                merged["custom"] = {**request.custom, **described, **merged.get("custom", {})}
             out.append(merged)
         return out
 
