@@ -114,7 +114,6 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
             },
         ),
         base_url=settings.base_url,
-        curator_group=settings.curator_group,
         secret=secret,
         dispatchers=load_dispatchers(),
         organizations=_organizations(settings),

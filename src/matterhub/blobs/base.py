@@ -25,11 +25,19 @@ __all__ = [
     "check_key",
     "check_prefix",
     "check_range",
+    "iter_chunks",
     "normalize_sha512",
 ]
 
 CHUNK_SIZE = 1 << 20
 """Bytes read or written per step when streaming, so no stream is ever held whole in memory."""
+
+
+def iter_chunks(handle: BinaryIO, size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """A binary file's contents in `size`-byte chunks (for `put`, `put_file` and friends)."""
+    while chunk := handle.read(size):
+        yield chunk
+
 
 # Writers stage data under this name prefix; `list` hides it and keys may not use it, so a
 # staged object can never be mistaken for (or overwrite) a published one.
@@ -246,6 +254,7 @@ class BlobStore(ABC):
             else:
                 for chunk in data:
                     writer.write(chunk)
+
         return writer.info
 
     @abstractmethod

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any
 
 import typer
+
+from matterhub.blobs.base import iter_chunks
 
 __all__ = ["dataset_app"]
 
@@ -41,11 +42,6 @@ def _context(ctx: typer.Context, as_user: str | None) -> tuple[Any, Any]:
             is_admin=user.is_admin,
         )
     return services, identity
-
-
-def _chunks(handle: BinaryIO) -> Iterator[bytes]:
-    while chunk := handle.read(4 << 20):
-        yield chunk
 
 
 def _print(value: Any) -> None:
@@ -100,7 +96,7 @@ def upload(
         )
         for path, name in pairs:
             with path.open("rb") as handle:
-                entry = services.datasets.put_file(identity, source_id, name, _chunks(handle))
+                entry = services.datasets.put_file(identity, source_id, name, iter_chunks(handle))
             typer.echo(f"{entry.path}\t{entry.size}\t{entry.sha512[:16]}…")
 
 

@@ -15,13 +15,14 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import select
 
+from matterhub.blobs.base import iter_chunks
 from matterhub.catalog.database import Catalog
 from matterhub.catalog.models import Dataset, Submission, SubmissionStep, User
 from matterhub.connect.collectors.base import Collector, CollectorContext
@@ -78,7 +79,6 @@ class ConnectService:
         collectors: Sequence[Collector],
         collector_context: CollectorContext,
         base_url: str,
-        curator_group: str,
         secret: str,
         dispatchers: Mapping[str, Dispatcher] | None = None,
         organizations: Sequence[Organization] = (),
@@ -92,7 +92,6 @@ class ConnectService:
         self._collectors = list(collectors)
         self._collector_context = collector_context
         self._base_url = base_url
-        self._curator_group = curator_group
         self._extract = extract
         self._secret = secret
         self._dispatchers = dict(dispatchers or {})
@@ -278,17 +277,7 @@ class ConnectService:
     # curation --------------------------------------------------------------------------------
 
     def _is_curator(self, identity: Identity) -> bool:
-        if identity.bypasses_acl or identity.user_id is None:
-            return identity.bypasses_acl
-        from matterhub.catalog.models import Group, GroupMember
-
-        with self._catalog.transaction() as session:
-            row = session.execute(
-                select(GroupMember.user_id)
-                .join(Group, Group.id == GroupMember.group_id)
-                .where(Group.name == self._curator_group, GroupMember.user_id == identity.user_id)
-            ).first()
-            return row is not None
+        return self._datasets.is_curator(identity)  # one curator rule, the repository's
 
     def curation_tasks(self, identity: Identity) -> list[dict[str, Any]]:
         """Submissions waiting for a curator."""
@@ -623,7 +612,7 @@ class ConnectService:
                     SYSTEM_IDENTITY,
                     source_id,
                     item.relpath,
-                    _chunks(handle),
+                    iter_chunks(handle),
                 )
 
     def _mdf_records(
@@ -773,8 +762,3 @@ _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
     "<": operator.lt,
 }
-
-
-def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
-    while chunk := handle.read(1 << 20):
-        yield chunk

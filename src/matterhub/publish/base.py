@@ -74,6 +74,11 @@ class ServiceBase:
             curators=self._curators(session),
         )
 
+    def is_curator(self, identity: Identity) -> bool:
+        """Whether the caller curates (a member of the curator group, or an administrator)."""
+        with self._catalog.transaction() as session:
+            return self._is_curator(session, identity)
+
     def _is_curator(self, session: Session, identity: Identity) -> bool:
         return identity.bypasses_acl or not set(self._curators(session)).isdisjoint(
             identity.principals
