@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= server,postgres,s3,dev,compat,demo,materials
+EXTRAS ?= server,postgres,s3,dev,compat,demo,materials,ml,client,ray
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint format clean lock
@@ -15,6 +15,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# constraints.txt pins a known-good set: no resolver backtracking, same versions everywhere.
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	# The PyTorch servable tests: the CPU build this machine keeps on disk (a bare `torch` is GBs).
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
 	touch $@
 
 demo: setup

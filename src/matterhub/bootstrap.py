@@ -14,10 +14,17 @@ from matterhub.catalog import Catalog, open_catalog
 from matterhub.catalog.accounts import AccountService
 from matterhub.connect.collectors import CollectorContext, load_collectors
 from matterhub.connect.dispatch import load_dispatchers
+from matterhub.connect.notify import EmailNotifier, Notifier, WebhookNotifier
 from matterhub.connect.service import ConnectService
 from matterhub.core.errors import InvalidInput
 from matterhub.core.organizations import Organization
 from matterhub.core.policy import Policy
+from matterhub.hub import EnvironmentBuilder, PackageSources, ServableService
+from matterhub.hub.cache import ResultCache
+from matterhub.hub.inputs import InputFiles
+from matterhub.hub.runtime import RunLimits, RunService, open_executor
+from matterhub.hub.tasks import TaskService
+from matterhub.jobs import JobQueue
 from matterhub.publish import DatasetService, load_pid_provider
 from matterhub.search.service import SearchService
 from matterhub.search.tantivy import TantivyIndex
@@ -39,15 +46,24 @@ class Services:
     secret: str = field(repr=False)
     datasets: DatasetService = field(repr=False)
     connect: ConnectService = field(repr=False)
+    jobs: JobQueue = field(repr=False)
+    servables: ServableService = field(repr=False)
+    runs: RunService = field(repr=False)
+    tasks: TaskService = field(repr=False)
 
     def start(self) -> None:
         """Start background work: the search ingest worker and the Connect pipeline; both resume."""
         self.search.start()
         self.connect.start()
+        self.servables.start()
+        self.tasks.start()
 
     def close(self) -> None:
         """Stop background work and release connections and files."""
         self.connect.stop()
+        self.servables.stop()
+        self.tasks.stop()
+        self.runs.executor.close()
         self.search.stop()
         self.catalog.close()
 
@@ -97,6 +113,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     assert settings.index_dir is not None  # derived from data_dir by Settings
     search = SearchService(catalog, policy, index_dir=settings.index_dir, open_backend=TantivyIndex)
     secret = server_secret(settings)
+    jobs = JobQueue(catalog)
     connect = ConnectService(
         catalog,
         policy,
@@ -111,13 +128,19 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
             options={
                 "zenodo_url": settings.connect_zenodo_url,
                 "figshare_url": settings.connect_figshare_url,
+                "fsspec_options": settings.connect_fsspec_options,
+                "uploads_dir": str(settings.data_dir / "uploads"),
             },
         ),
         base_url=settings.base_url,
         secret=secret,
         dispatchers=load_dispatchers(),
         organizations=_organizations(settings),
+        notifiers=_notifiers(settings),
+        jobs=jobs,
     )
+    servables = _servables(settings, catalog, blobs, policy, search)
+    runs = _runs(settings, servables)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -128,6 +151,62 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         secret=secret,
         datasets=datasets,
         connect=connect,
+        jobs=jobs,
+        servables=servables,
+        runs=runs,
+        tasks=TaskService(catalog, runs, jobs, ttl_s=settings.hub_results_ttl_s),
+    )
+
+
+def _runs(settings: Settings, servables: ServableService) -> RunService:
+    """The runtime of issue #8: the executor named by `executor`, the result cache, limits."""
+    executor = open_executor(
+        settings.executor,
+        scratch_dir=settings.data_dir / "hub" / "scratch",
+        sandbox=settings.hub_sandbox,
+        hidden=(settings.data_dir,),
+        max_workers=settings.hub_max_workers,
+        idle_s=settings.hub_worker_idle_s,
+        inputs_dir=settings.data_dir / "hub" / "inputs",
+    )
+    limits = RunLimits(
+        timeout_s=settings.hub_run_timeout_s,
+        memory_mb=settings.hub_worker_memory_mb,
+        cpu_s=settings.hub_run_timeout_s,
+    )
+    files = InputFiles(
+        settings.data_dir / "hub" / "inputs",
+        max_bytes=settings.hub_max_input_bytes,
+        allow_private=settings.connect_allow_private_urls,
+    )
+    return RunService(servables, executor, ResultCache(), limits=limits, files=files)
+
+
+def _servables(
+    settings: Settings, catalog: Catalog, blobs: BlobStore, policy: Policy, search: SearchService
+) -> ServableService:
+    """The servable registry and its environment builder (issue #7)."""
+    hub_dir = settings.data_dir / "hub"
+    envs = EnvironmentBuilder(
+        envs_dir=hub_dir / "envs",
+        cache_dir=settings.hub_cache_dir or hub_dir / "cache",
+        sources=PackageSources(
+            index_url=settings.hub_index_url,
+            extra_index_urls=tuple(settings.hub_extra_index_urls),
+            find_links=tuple(settings.hub_find_links),
+        ),
+        installer=settings.hub_installer,
+        timeout_s=settings.hub_build_timeout_s,
+    )
+    return ServableService(
+        catalog,
+        blobs,
+        policy,
+        search,
+        envs,
+        hub_dir=hub_dir,
+        max_bundle_bytes=settings.hub_max_bundle_bytes,
+        example_timeout_s=settings.hub_example_timeout_s,
     )
 
 
@@ -142,6 +221,14 @@ def _pid_options(settings: Settings) -> dict[str, object]:
         "datacite_prefix": settings.datacite_prefix,
         "datacite_test_mode": settings.datacite_test_mode,
     }
+
+
+def _notifiers(settings: Settings) -> list[Notifier]:
+    """Who tells submitters about curation decisions and outcomes."""
+    out: list[Notifier] = [WebhookNotifier(settings.connect_notify_url)]
+    if settings.smtp_url:
+        out.append(EmailNotifier(settings.smtp_url, settings.smtp_sender))
+    return out
 
 
 def _organizations(settings: Settings) -> list[Organization]:

@@ -155,6 +155,99 @@ class Settings(BaseSettings):
         default="https://api.figshare.com",
         description="Figshare's API base URL for `figshare:` data sources.",
     )
+    connect_fsspec_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "Credentials and options per fsspec protocol for Connect data sources, as JSON, "
+            'e.g. {"s3": {"key": "…", "secret": "…", "client_kwargs": {"endpoint_url": "…"}}}.'
+        ),
+    )
+    connect_notify_url: str | None = Field(
+        default=None,
+        description=(
+            "Webhook that hears every curation decision and submission outcome "
+            "(JSON signed with the server secret in X-MatterHub-Signature)."
+        ),
+    )
+    smtp_url: str | None = Field(
+        default=None,
+        description="SMTP server (`smtp://host:port`) for e-mailing submitters; unset sends none.",
+    )
+    smtp_sender: str = Field(
+        default="matterhub@localhost", description="From address of the e-mails MatterHub sends."
+    )
+    hub_max_bundle_bytes: int = Field(
+        default=512 * 1024**2,
+        gt=0,
+        description="Largest servable bundle (document + files, unpacked) accepted; more gets 413.",
+    )
+    hub_installer: Literal["auto", "uv", "pip"] = Field(
+        default="auto",
+        description="What builds servable environments: `uv` if installed (auto), or venv + pip.",
+    )
+    hub_cache_dir: Path | None = Field(
+        default=None,
+        description="Shared wheel/package cache of servable builds (default <data_dir>/hub/cache).",
+    )
+    hub_index_url: str | None = Field(
+        default=None,
+        description="Package index servable environments install from (default: the installer's).",
+    )
+    hub_extra_index_urls: list[str] = Field(
+        default_factory=list,
+        description="Extra package indexes for servable environments, as a JSON list.",
+    )
+    hub_find_links: list[str] = Field(
+        default_factory=list,
+        description="Local folders or pages of wheels for servable environments, as a JSON list.",
+    )
+    hub_build_timeout_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Longest time one installer command of a servable build may take, in seconds.",
+    )
+    hub_example_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest time loading a servable and running its example may take, in seconds.",
+    )
+    hub_sandbox: Literal["auto", "bwrap", "none"] = Field(
+        default="auto",
+        description=(
+            "Sandbox of local servable workers: 'bwrap' (bubblewrap: no network, read-only root, "
+            "private scratch), 'none' (unsandboxed, warned loudly), or 'auto' (bwrap when found)."
+        ),
+    )
+    hub_run_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest time one servable call may run before its worker is killed, seconds.",
+    )
+    hub_worker_memory_mb: int = Field(
+        default=2048,
+        ge=0,
+        description="Address-space limit of each servable worker in MiB (0: no limit).",
+    )
+    hub_max_workers: int = Field(
+        default=8,
+        ge=1,
+        description="Warm servable workers kept at most; the least recently used idle one goes.",
+    )
+    hub_worker_idle_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds an idle servable worker stays warm before it is stopped.",
+    )
+    hub_results_ttl_s: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="How long run results, statuses and provenance are kept, in seconds.",
+    )
+    hub_max_input_bytes: int = Field(
+        default=256 * 1024**2,
+        gt=0,
+        description="Largest file input of a run (an upload or a URL the hub fetches); more: 413.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level of the server."
     )

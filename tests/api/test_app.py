@@ -232,7 +232,7 @@ async def test_groups_over_the_api(
 
 async def test_schemas_are_served(client: httpx.AsyncClient) -> None:
     listed = (await client.get("/schemas/")).json()
-    assert listed["schemas"] == ["record", "dataset", "submission"]
+    assert listed["schemas"] == ["record", "dataset", "servable", "submission"]
     record = (await client.get("/schemas/record.json")).json()
     assert record["required"] == ["mdf", "files"]
     submission = (await client.get("/schemas/submission")).json()

@@ -54,3 +54,9 @@ def codes(status: dict[str, Any]) -> str:
 
 def search(services: Services, q: str) -> Any:
     return services.search.search(ANONYMOUS, "mdf", GSearchRequest(q=q, advanced=True, limit=50))
+
+
+def data_paths(services: Services, source_id: str) -> set[str]:
+    """The version's files as submitted, without the previews extraction derived from them."""
+    manifest = services.datasets.manifest(ANONYMOUS, source_id)
+    return {e.path for e in manifest if not e.path.startswith(".derived/")}

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from matterhub.bootstrap import Services, build_services
-from matterhub.core.identity import ANONYMOUS
 from matterhub.settings import Settings
-from tests.connect.helpers import CIF, dc, search, submit, user
+from tests.connect.helpers import CIF, data_paths, dc, search, submit, user
 from tests.fakes.repositories import FakeRepositories
 
 
@@ -49,7 +48,7 @@ def test_zenodo_record_by_id_url_or_doi(repo_hub: Services, source: str) -> None
     sid = submit(repo_hub, ann, dc=dc("Zenodo collected iron"), data_sources=[source])
     status = repo_hub.connect.wait(sid)
     assert status["flow_status"]["status"] == "SUCCEEDED", status["display_status"]
-    assert {f.path for f in repo_hub.datasets.manifest(ANONYMOUS, sid)} == {"Fe.cif", "readme.md"}
+    assert data_paths(repo_hub, sid) == {"Fe.cif", "readme.md"}
     assert (
         search(
             repo_hub, "mdf.source_name:tester_zenodo_collected_iron AND material.elements:Fe"
@@ -67,7 +66,8 @@ def test_figshare_article(repo_hub: Services) -> None:
         data_sources=["https://figshare.com/articles/dataset/iron/777"],
     )
     assert repo_hub.connect.wait(sid)["flow_status"]["status"] == "SUCCEEDED"
-    assert [f.path for f in repo_hub.datasets.manifest(ANONYMOUS, sid)] == ["Fe.cif"]
+    assert sorted(data_paths(repo_hub, sid)) == ["Fe.cif"]
+    assert search(repo_hub, f'mdf.source_id:"{sid}" AND material.elements:Fe').total == 1
 
 
 def test_checksum_mismatch_and_missing_records_fail_clearly(repo_hub: Services) -> None:
@@ -101,10 +101,11 @@ def test_git_repository(repo_hub: Services, tmp_path: Path) -> None:
     sid = submit(repo_hub, dee, dc=dc("Git collected iron"), data_sources=[f"git+file://{work}"])
     status = repo_hub.connect.wait(sid)
     assert status["flow_status"]["status"] == "SUCCEEDED", status["display_status"]
-    assert {f.path for f in repo_hub.datasets.manifest(ANONYMOUS, sid)} == {
+    assert data_paths(repo_hub, sid) == {
         "Fe.cif",
         "docs/about.txt",
     }
+    assert search(repo_hub, f'mdf.source_id:"{sid}" AND material.elements:Fe').total == 1
 
 
 def test_specific_collectors_win_over_plain_http(repo_hub: Services) -> None:

@@ -17,7 +17,7 @@ from matterhub.core.errors import Conflict, InvalidInput, PermissionDenied
 from matterhub.core.identity import ANONYMOUS, SYSTEM_IDENTITY
 from matterhub.core.search import GSearchRequest
 from matterhub.settings import Settings
-from tests.connect.helpers import CIF, codes, dc, search, submit, user
+from tests.connect.helpers import CIF, codes, data_paths, dc, search, submit, user
 
 
 def test_local_folder_to_searchable_records(hub: Services, data_root: Path) -> None:
@@ -29,7 +29,7 @@ def test_local_folder_to_searchable_records(hub: Services, data_root: Path) -> N
     assert codes(status)[0] == "S" and codes(status)[-1] == "S"
     version = hub.datasets.get(ANONYMOUS, sid)
     assert version.state == "published" and version.pid
-    assert {f.path for f in hub.datasets.manifest(ANONYMOUS, sid)} == {
+    assert data_paths(hub, sid) == {
         "Fe.cif",
         "notes.txt",
         "sub/table.csv",
@@ -65,10 +65,11 @@ def test_http_archive_is_unpacked(hub: Services, tmp_path: Path) -> None:
         sid = submit(hub, bob, dc=dc("Zipped iron over http"), data_sources=[url])
         status = hub.connect.wait(sid)
         assert status["flow_status"]["status"] == "SUCCEEDED", status["display_status"]
-        assert {f.path for f in hub.datasets.manifest(ANONYMOUS, sid)} == {
+        assert data_paths(hub, sid) == {
             "inner/Fe.cif",
             "readme.txt",
         }
+        assert search(hub, f'mdf.source_id:"{sid}" AND material.elements:Fe').total == 1
     finally:
         server.shutdown()
         server.server_close()

@@ -517,3 +517,21 @@ def test_s3_unreachable_is_a_storage_error() -> None:
     for operation in (lambda: store.put("k", b"v"), lambda: store.exists("k"), store.list):
         with pytest.raises(StorageError, match=f"s3://{BUCKET}"):
             operation()
+
+
+def test_put_files_stores_many_local_files(backend: Backend, tmp_path: Path) -> None:
+    store = backend.store
+    sources = []
+    for n in range(5):
+        path = tmp_path / "src" / f"f{n}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pattern(1000 + n, seed=n))
+        sources.append((f"batch/f{n}.bin", path))
+    infos = store.put_files(sources)
+    assert [i.key for i in infos] == [k for k, _ in sources]
+    for info, (key, path) in zip(infos, sources, strict=True):
+        data = path.read_bytes()
+        assert (info.size, info.sha512) == (len(data), sha(data))
+        path.unlink()  # the source going away never takes the stored object with it
+        assert store.get(key) == data
+    assert not [name for name in backend.leftovers() if ".tmp-" in name]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from matterhub.connect.service import _validated
+from matterhub.connect.pipeline import _validated
 from matterhub.core.errors import InvalidInput
 from matterhub.core.schemas import schema, validation_errors
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -101,6 +102,7 @@ def test_demo_serves_until_ctrl_c(tmp_path: Path) -> None:
         me = httpx.get(f"{base}/api/whoami", headers={"Authorization": f"Bearer {alice}"})
         assert me.json()["username"] == "alice" and me.json()["groups"] == ["demo-lab"]
         check_demo_datasets(base)
+        check_demo_servable(base)
     finally:
         output = stop(proc)
     assert f"{base}/docs" in output and alice in output
@@ -148,3 +150,14 @@ def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in output and "MATTERHUB_PORT" in output
+
+
+def check_demo_servable(base: str) -> None:
+    """The Δ-model was fitted on dcdft, built in its own environment and is discoverable."""
+    described = httpx.get(f"{base}/api/servables/alice/bulk_modulus_delta").json()
+    document = described["document"]
+    assert document["dlhub"]["training_data"]["source_id"] == "dcdft_v1.0"
+    example = document["servable"]["example"]
+    assert 0.5 < example["output"] / example["input"] < 1.5  # a correction, not a new model
+    found = httpx.get(f"{base}/api/servables", params={"q": "bulk modulus"}).json()
+    assert any("bulk_modulus_delta" in json.dumps(hit) for hit in found["servables"])

@@ -388,3 +388,44 @@ def test_system_creates_for_an_owner(repo: Guarded, alice: Identity) -> None:
     assert repo.get(alice, v.source_id).state == "draft"
     with pytest.raises(PermissionDenied):
         repo.create(alice, dc=DC, source_name="other", owner="bob")
+
+
+def test_many_local_files_at_once(
+    repo: Guarded, alice: Identity, bob: Identity, tmp_path: Any
+) -> None:
+    source = tmp_path / "many"
+    (source / "sub").mkdir(parents=True)
+    files = {"a.txt": b"alpha", "sub/b.txt": b"beta", "sub/c.bin": bytes(range(256))}
+    for path, data in files.items():
+        (source / path).write_bytes(data)
+    v = repo.create(alice, dc=DC, source_name="radium")
+    pairs = [(path, source / path) for path in files]
+    with pytest.raises(NotFound):
+        repo.put_local_files(bob, v.source_id, pairs)  # not bob's draft (not even visible)
+    assert repo.put_local_files(alice, v.source_id, pairs) == 3
+    manifest = {e.path: e for e in repo.manifest(alice, v.source_id)}
+    assert {p: e.sha512 for p, e in manifest.items()} == {p: sha(d) for p, d in files.items()}
+    assert repo.get(alice, v.source_id).file_count == 3
+
+    # A clash (a file where a folder is) or a repeat records none of the batch.
+    (source / "sub.txt").write_bytes(b"x")
+    with pytest.raises(Conflict):
+        repo.put_local_files(
+            alice, v.source_id, [("d.txt", source / "a.txt"), ("a.txt/x", source / "sub.txt")]
+        )
+    with pytest.raises(Conflict):
+        repo.put_local_files(alice, v.source_id, [("e.txt", source / "a.txt")] * 2)
+    assert sorted(e.path for e in repo.manifest(alice, v.source_id)) == sorted(files)
+
+    # Clearing empties the draft; the published version keeps its bytes even after the
+    # staged copies it was linked from are gone.
+    assert repo.clear_files(alice, v.source_id) == 3
+    assert repo.manifest(alice, v.source_id) == []
+    repo.put_local_files(alice, v.source_id, pairs)
+    repo.publish(alice, v.source_id)
+    for path in files:
+        (source / path).unlink()
+    handle = repo.open_file(ANONYMOUS, v.source_id, "sub/c.bin")
+    assert handle.local_path is not None and handle.local_path.read_bytes() == bytes(range(256))
+    with pytest.raises(Conflict):
+        repo.clear_files(alice, v.source_id)  # published: immutable

@@ -257,6 +257,18 @@ class BlobStore(ABC):
 
         return writer.info
 
+    def put_files(self, pairs: Iterable[tuple[str, Path]]) -> list[BlobInfo]:
+        """Store many local files (key, path), each atomically; stores may batch the syncing.
+
+        Unlike `put`, a store may make the objects durable together at the end (one sync for
+        all of them), so the caller must record them only after this returns.
+        """
+        out = []
+        for key, path in pairs:
+            with path.open("rb") as handle:
+                out.append(self.put(key, handle))
+        return out
+
     @abstractmethod
     def stream(
         self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = CHUNK_SIZE

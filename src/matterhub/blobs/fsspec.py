@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import hashlib
 import importlib
 import io
 import logging
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -132,6 +135,26 @@ class _RemoteWriter(BlobWriter):
                 self._file.discard()
             # close() would flush the discarded buffer (and `__del__` calls close): mark it done.
             self._file.closed = True
+
+
+def _sha512_of(path: Path) -> str:
+    digest = hashlib.sha512()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _syncfs(folder: Path) -> None:
+    """Flush the whole filesystem holding `folder` (Linux `syncfs`; elsewhere `sync`)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = getattr(libc, "syncfs", None)
+        if syncfs is None or syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -289,6 +312,36 @@ class FsspecBlobStore(BlobStore):
         if not self.exists(key):
             raise NotFound(f"no blob {key!r} in {self.url}", field="key")
         return Path(path)
+
+    def put_files(self, pairs: Iterable[tuple[str, Path]]) -> list[BlobInfo]:
+        """Locally: hard-link (else copy) each file into place, then sync the filesystem once.
+
+        Per-file fsyncs cost milliseconds each; for a 10,000-file submission one `syncfs` of
+        the store's filesystem makes every object durable at a fraction of the cost.
+        """
+        if not self.is_local:
+            return super().put_files(pairs)
+        out = []
+        for key, source in pairs:
+            check_key(key)
+            target = Path(self._path(key))
+            temp = target.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+            with self._errors("write", key, parent_is_object=True):
+                digest = _sha512_of(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(source, temp)
+                except OSError:  # another filesystem, or links not allowed: copy
+                    shutil.copyfile(source, temp)
+                if target.is_dir():
+                    temp.unlink()
+                    raise Conflict(f"blob key {key!r} is a folder of other keys", field="key")
+                os.replace(temp, target)
+                out.append(BlobInfo(key, target.stat().st_size, digest))
+        if out:
+            with self._errors("sync", out[0].key):
+                _syncfs(Path(self._path(out[0].key)).parent)
+        return out
 
     def copy(self, src: str, dst: str) -> BlobInfo:
         """Copy `src` to `dst` atomically; on S3 server-side, so `sha512` is None."""

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -28,6 +29,7 @@ from matterhub.core.identity import (
     SYSTEM_IDENTITY,
     Identity,
     group_principal,
+    parse_principal,
     user_principal,
 )
 from matterhub.core.policy import Policy
@@ -37,6 +39,8 @@ __all__ = ["TOKEN_PREFIX", "AccountService"]
 TOKEN_PREFIX = "mh"
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 _VERIFIED_CACHE_SIZE = 4096
+_MIN_PASSWORD = 8
+_MAX_PASSWORD = 1024
 
 
 def _user_public(user: User) -> UserPublic:
@@ -94,6 +98,7 @@ class AccountService:
         # expiry and account state are still read from the catalog on every request.
         self._verified: OrderedDict[bytes, str] = OrderedDict()
         self._verified_lock = threading.Lock()
+        self._dummy: str | None = None
 
     # users ---------------------------------------------------------------------------------
 
@@ -250,6 +255,92 @@ class AccountService:
         with self._catalog.transaction() as session:
             user = UserRepository(session).require(username)
             return [_token_public(t) for t in TokenRepository(session).for_user(user.id)]
+
+    # passwords -----------------------------------------------------------------------------
+
+    def set_password(self, identity: Identity, username: str, password: str) -> UserPublic:
+        """Set (or replace) a user's web sign-in password: yourself, or anyone for admins."""
+        self._require_self_or_admin(identity, username)
+        if not _MIN_PASSWORD <= len(password) <= _MAX_PASSWORD:
+            raise InvalidInput(
+                f"a password is {_MIN_PASSWORD}-{_MAX_PASSWORD} characters", field="password"
+            )
+        hashed = self._hasher.hash(password)
+        with self._catalog.transaction() as session:
+            user = UserRepository(session).require(username)
+            user.password_hash = hashed
+            return _user_public(user)
+
+    def check_password(self, username: str, password: str) -> Identity:
+        """The identity of `username` when `password` is theirs.
+
+        Raises:
+            Unauthenticated: unknown user, no password set, wrong password or disabled account
+                (one message for all, so sign-in does not reveal which usernames exist).
+        """
+        with self._catalog.transaction() as session:
+            users = UserRepository(session)
+            user = users.by_username(username)
+            stored = user.password_hash if user is not None else None
+            try:
+                # Hash even for unknown users so timing does not reveal which names exist.
+                self._hasher.verify(stored or self._dummy_hash(), password)
+                ok = stored is not None
+            except (VerificationError, InvalidHashError):
+                ok = False
+            if not ok or user is None:
+                raise Unauthenticated("wrong username or password")
+            if user.disabled_at is not None:
+                raise Unauthenticated("this account is disabled")
+            if self._hasher.check_needs_rehash(user.password_hash or ""):
+                user.password_hash = self._hasher.hash(password)
+            return Identity(
+                user_id=user.id,
+                username=user.username,
+                group_ids=users.group_ids(user.id),
+                is_admin=user.is_admin,
+            )
+
+    def identity_for(self, username: str) -> Identity:
+        """The current identity of an enabled user (re-read for each signed-in web request).
+
+        Raises:
+            Unauthenticated: the user no longer exists or is disabled.
+        """
+        with self._catalog.transaction() as session:
+            users = UserRepository(session)
+            user = users.by_username(username)
+            if user is None or user.disabled_at is not None:
+                raise Unauthenticated("this account no longer exists or is disabled")
+            return Identity(
+                user_id=user.id,
+                username=user.username,
+                group_ids=users.group_ids(user.id),
+                is_admin=user.is_admin,
+            )
+
+    def principal_names(self, principals: Iterable[str]) -> dict[str, str]:
+        """People-readable names of principals: 'everyone', 'user alice', 'group lab'."""
+        out: dict[str, str] = {}
+        with self._catalog.transaction() as session:
+            for principal in principals:
+                try:
+                    kind, ident = parse_principal(principal)
+                except ValueError:
+                    out[principal] = principal
+                    continue
+                if kind == "public":
+                    out[principal] = "everyone"
+                    continue
+                row = session.get(User if kind == "user" else Group, ident)
+                name = getattr(row, "username" if kind == "user" else "name", None)
+                out[principal] = f"{kind} {name}" if name else f"{kind} {ident}"
+        return out
+
+    def _dummy_hash(self) -> str:
+        if self._dummy is None:
+            self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy
 
     # authentication ------------------------------------------------------------------------
 

@@ -108,6 +108,8 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
+    # argon2id hash for web sign-in; None means the account signs in with tokens only.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
     memberships: Mapped[list[GroupMember]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
@@ -255,7 +257,12 @@ class Servable(Base):
     """A published model or function, `owner/name`, with a series of versions."""
 
     __tablename__ = "servables"
-    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_servable_owner_name"),)
+    # Names are unique hub-wide (revision 0005): `name` alone finds a servable, as in DLHub's
+    # index, and a name taken by one owner answers 409 to every other owner.
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name", name="uq_servable_owner_name"),
+        UniqueConstraint("name", name="uq_servables_name"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)

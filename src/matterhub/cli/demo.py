@@ -9,6 +9,7 @@ from rich.console import Console
 
 from matterhub.bootstrap import Services, build_services
 from matterhub.cli.demo_data import demo_source_root, publish_demo_datasets
+from matterhub.cli.demo_servable import publish_demo_servable
 from matterhub.cli.server import check_port_free, run_server
 from matterhub.core.errors import Conflict
 from matterhub.core.identity import SYSTEM_IDENTITY
@@ -67,7 +68,12 @@ def run_demo(settings: Settings, *, console: Console, serve: bool = True) -> Non
     alice_token = tokens.get(DEMO_USER) or (
         services.accounts.create_token(SYSTEM_IDENTITY, DEMO_USER, name="demo").token
     )
-    datasets = publish_demo_datasets(services, services.accounts.authenticate(alice_token))
+    alice_identity = services.accounts.authenticate(alice_token)
+    datasets = publish_demo_datasets(services, alice_identity)
+    servable = None
+    if datasets:
+        console.print("Publishing the demo servable (a Δ-model trained on dcdft)…")
+        servable = publish_demo_servable(services, alice_identity, datasets[0])
     base = settings.base_url
     alice = tokens.get(DEMO_USER, "<token>")
     admin = tokens.get(settings.admin_username, "<token>")
@@ -103,8 +109,26 @@ def run_demo(settings: Settings, *, console: Console, serve: bool = True) -> Non
             "print([r['material']['composition'] for r in "
             "f.match_source_names('dcdft').match_elements(['Fe']).search()])\"",
         ]
+        lines += [
+            "Python, with MatterHub's client (Forge's names; pip install matterhub):",
+            f'  python -c "from matterhub import Forge; '
+            f"f = Forge(base_url='{base}', anonymous=True); "
+            "print(f.match_source_names('dcdft').facets('material.elements', size=5))\"",
+            "The command line, as a user of this hub:",
+            f'  matterhub login --url {base} --token ""',
+            "  matterhub search --elements Fe --limit 5 --facet material.elements",
+            "  matterhub download dcdft --dest dcdft-data",
+        ]
     else:
         lines += ["", "Install matterhub[demo] (ASE) for the demo datasets."]
+    if servable:
+        lines += [
+            "",
+            f"Servable {servable}: a Δ-model correcting PBE bulk moduli toward experiment",
+            f"  {base}/api/servables/{servable}",
+            f"  curl '{base}/api/servables?q=bulk+modulus'",
+            f"  matterhub servable show {servable}",
+        ]
     # Plain lines, never boxed or cut: they are meant to be copied into a terminal.
     console.rule("MatterHub demo")
     for line in lines:

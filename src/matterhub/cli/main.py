@@ -14,7 +14,10 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from matterhub import __version__
+from matterhub.cli.client_commands import register_client_commands
 from matterhub.cli.datasets import dataset_app
+from matterhub.cli.runs import register_run_commands
+from matterhub.cli.servables import servable_app
 from matterhub.core.errors import MatterHubError
 from matterhub.core.identity import SYSTEM_IDENTITY
 from matterhub.settings import Settings
@@ -60,6 +63,7 @@ app.add_typer(group_app, name="group")
 app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(servable_app, name="servable")
 index_app = typer.Typer(cls=_Group, help="Search indexes (Discover).", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 
@@ -176,6 +180,26 @@ def user_add(
         SYSTEM_IDENTITY, username, email=email, full_name=full_name, is_admin=admin
     )
     out.print(f"Created user [bold]{user.username}[/bold] ({user.principal})")
+
+
+@user_app.command("set-password")
+def user_set_password(
+    ctx: typer.Context,
+    username: str,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            confirmation_prompt=True,
+            hide_input=True,
+            envvar="MATTERHUB_NEW_PASSWORD",
+            help="The new password (prompted when omitted; or MATTERHUB_NEW_PASSWORD).",
+        ),
+    ],
+) -> None:
+    """Set a user's password for signing in to the web UI."""
+    user = services_from(ctx).accounts.set_password(SYSTEM_IDENTITY, username, password)
+    out.print(f"Password set for [bold]{user.username}[/bold]")
 
 
 @user_app.command("list")
@@ -357,6 +381,10 @@ def reindex(
     """Rebuild a search index from the writes recorded in the catalog (stop the server first)."""
     count = services_from(ctx).search.reindex(SYSTEM_IDENTITY, index)
     out.print(f"Rebuilt {index}: {count} entries")
+
+
+register_client_commands(app)  # user-side: login, search, show, download, cite, submit, …
+register_run_commands(app)  # `matterhub run owner/name --input file.json`
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import json
 import logging
 import mimetypes
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -191,6 +192,73 @@ class DatasetFiles(ServiceBase):
         result: ManifestEntry = pending.commit()
         return result
 
+    def put_local_files(
+        self, identity: Identity, sid: str, files: Sequence[tuple[str, Path]]
+    ) -> int:
+        """Store many local files (path in the version, file on disk) into a draft at once.
+
+        The blobs go in first (made durable together), then one transaction records them all;
+        a clash or a draft that stopped being one records none of them. Returns the count.
+        """
+        for path, _source in files:
+            check_file_path(path)
+        with self._catalog.transaction() as session:
+            ds, ver = self._load(session, identity, sid, "manage")
+            self._require_draft(ver)
+            folder = f"{self._folder(ds.source_name, ver.major, ver.minor)}/files"
+            version_id = ver.id
+            existing = set(
+                session.scalars(
+                    select(DatasetFile.path).where(DatasetFile.version_id == version_id)
+                ).all()
+            )
+        _check_tree([*existing, *(path for path, _source in files)])
+        infos = self._blobs.put_files([(f"{folder}/{path}", source) for path, source in files])
+        try:
+            with self._catalog.transaction() as session:
+                self._claim_draft(session, version_id)
+                rows = {
+                    r.path: r
+                    for r in session.scalars(
+                        select(DatasetFile).where(DatasetFile.version_id == version_id)
+                    )
+                }
+                for (path, _source), info in zip(files, infos, strict=True):
+                    row = rows.get(path) or DatasetFile(version_id=version_id, path=path)
+                    if path not in rows:
+                        session.add(row)
+                    assert info.sha512 is not None  # put_files always hashes
+                    row.blob_key, row.size, row.sha512 = info.key, info.size, info.sha512
+                    row.mime_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+                    row.visible_to = None
+                session.flush()
+                self._recount(session, version_id)
+        except MatterHubError:
+            for info in infos:  # only blobs no recorded file points at
+                if info.key.removeprefix(f"{folder}/") not in existing:
+                    self._delete_quietly(info.key)
+            raise
+        return len(infos)
+
+    def clear_files(self, identity: Identity, sid: str) -> int:
+        """Remove every file of a draft (a re-run of a submission starts from nothing)."""
+        with self._catalog.transaction() as session:
+            ds, ver = self._load(session, identity, sid, "manage")
+            self._require_draft(ver)
+            self._claim_draft(session, ver.id)
+            own = self._folder(ds.source_name, ver.major, ver.minor) + "/"
+            rows = list(
+                session.scalars(select(DatasetFile).where(DatasetFile.version_id == ver.id))
+            )
+            for row in rows:
+                session.delete(row)
+            session.flush()
+            self._recount(session, ver.id)
+        for row in rows:
+            if row.blob_key.startswith(own):  # never an older version's blob
+                self._delete_quietly(row.blob_key)
+        return len(rows)
+
     def delete_file(self, identity: Identity, sid: str, path: str) -> None:
         """Remove a file from a draft."""
         check_file_path(path)
@@ -227,3 +295,18 @@ class DatasetFiles(ServiceBase):
 
         self._blobs.put(key, lines())
         return count
+
+
+def _check_tree(paths: Iterable[str]) -> None:
+    """No path may also be a folder of another (`a` and `a/b`), and none may repeat."""
+    seen: set[str] = set()
+    for path in paths:
+        if path in seen:
+            raise Conflict(f"{path!r} is given twice", field="path")
+        seen.add(path)
+    for path in seen:
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in seen:
+                raise Conflict(f"{path!r} clashes with the file {parent!r}", field="path")

@@ -1,23 +1,42 @@
-"""The landing page: what this hub is and where to go next."""
+"""The web UI's router: the landing page, static files, and every page module's routes."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from starlette.responses import FileResponse, Response
 
-from matterhub import __version__
+from matterhub.core.errors import NotFound
+from matterhub.web import admin, auth, datasets, search, servables, submit
+from matterhub.web.render import HERE, PageRoute, page
+from matterhub.web.sessions import CurrentSession
 
-router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+__all__ = ["router"]
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+_STATIC = {
+    "matterhub.css": "text/css; charset=utf-8",
+    "matterhub.js": "text/javascript; charset=utf-8",
+}
 
 
-@router.get("/", response_class=HTMLResponse)
-def index(request: Request) -> HTMLResponse:
+@router.get("/")
+def index(request: Request, session: CurrentSession) -> Response:
     """The home page."""
     settings = request.app.state.settings
-    return templates.TemplateResponse(
-        request, "index.html", {"version": __version__, "base_url": settings.base_url}
+    return page(request, session, "index.html", {"base_url": settings.base_url})
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    """The stylesheet and script (hand-written; nothing third-party)."""
+    if name not in _STATIC:
+        raise NotFound(f"no static file {name!r}", field="name")
+    return FileResponse(
+        HERE / "static" / name,
+        media_type=_STATIC[name],
+        headers={"cache-control": "public, max-age=3600"},
     )
+
+
+for _module in (auth, search, datasets, servables, submit, admin):
+    router.include_router(_module.router)

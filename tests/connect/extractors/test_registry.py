@@ -216,3 +216,21 @@ def test_load_extractors_from_entry_points() -> None:
     assert all(e.version and isinstance(e.citations(), list) for e in load_extractors())
     with pytest.raises(InvalidInput, match="nope"):
         load_extractors(["nope"])
+
+
+def test_each_extractor_cites_the_libraries_it_uses() -> None:
+    keys = {
+        e.name: {c.split("{", 1)[1].split(",", 1)[0] for c in e.citations()}
+        for e in load_extractors()
+    }
+    assert {"ong2013pymatgen", "larsen2017ase", "togo2024spglib"} <= keys["structure"]
+    assert "hunter2007matplotlib" in keys["structure"]  # renders the structure preview
+    assert {"ong2013pymatgen", "togo2024spglib"} <= keys["vasp"]
+    assert {"larsen2017ase", "ong2013pymatgen", "togo2024spglib"} <= keys["espresso"]
+    assert "ong2013pymatgen" in keys["gaussian"]
+    assert {"rosettasciio", "tifffile", "pillow"} <= keys["microscopy"]
+    assert keys["image"] == {"pillow"}
+    assert keys["hdf5"] == {"collette2013h5py"}
+    assert keys["tabular"] == {"openpyxl", "pyyaml"}
+    assert keys["tdb"] == {"otis2017pycalphad"}
+    assert keys["generic"] == keys["filename"] == set()  # the standard library only

@@ -94,3 +94,15 @@ def test_lammps_dump_is_one_record_with_a_frame_count(expected: dict[str, Any]) 
     assert [md["box"][k] for k in "abc"] == pytest.approx(
         facts["cell_lengths_first_frame_A"], abs=1e-3
     )
+
+
+def test_a_structure_with_zero_atoms_is_refused(tmp_path: Any) -> None:
+    from matterhub.connect.extractors import ExtractionContext, FileGroup
+
+    from .conftest import staged
+
+    path = tmp_path / "empty.xyz"
+    path.write_text("0\nnothing here\n")
+    file = staged(path, tmp_path)
+    with pytest.raises(ValueError, match="no atoms"):
+        STRUCTURE.extract(FileGroup(file.relpath, (file,)), ExtractionContext())

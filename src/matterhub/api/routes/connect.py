@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, File, Form, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from matterhub.api.deps import CurrentIdentity, ServicesDep
 from matterhub.api.errors import ERROR_RESPONSES
 from matterhub.core.connect import SubmissionRequest
+from matterhub.core.errors import InvalidInput
 
 router = APIRouter(prefix="/connect", tags=["connect (MDF Connect)"], responses=ERROR_RESPONSES)
 
@@ -20,6 +24,65 @@ def submit(
 ) -> JSONResponse:
     """Recorded before it is acknowledged; follow it at /connect/status/<source_id>."""
     return JSONResponse(services.connect.submit(identity, request), status_code=202)
+
+
+@router.post("/uploads", summary="Upload files for a submission", status_code=201)
+async def upload(
+    identity: CurrentIdentity,
+    services: ServicesDep,
+    files: Annotated[list[UploadFile], File(description="The files; each filename is its path.")],
+) -> dict[str, Any]:
+    """Returns `upload://<id>`: name it in a submission's `data_sources` (yours only)."""
+    source = await run_in_threadpool(_stage, services, identity, files)
+    return {"success": True, "data_source": source, "files": len(files)}
+
+
+@router.post("/submit/files", summary="Submit a dataset with its files", status_code=202)
+async def submit_with_files(
+    identity: CurrentIdentity,
+    services: ServicesDep,
+    submission: Annotated[str, Form(description="The submission JSON, as for /connect/submit.")],
+    files: Annotated[list[UploadFile], File(description="The files; each filename is its path.")],
+) -> JSONResponse:
+    """One request: the files become an `upload://` data source of the submission."""
+    try:
+        raw = json.loads(submission)
+    except ValueError as exc:
+        raise InvalidInput(f"submission is not JSON: {exc}", field="submission") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput("submission must be a JSON object", field="submission")
+    sources = raw.get("data_sources") or []
+    if not isinstance(sources, list):
+        raise InvalidInput("data_sources must be a list", field="submission.data_sources")
+    try:  # validate before storing anything, with a stand-in for the upload
+        request = SubmissionRequest.model_validate(
+            {**raw, "data_sources": [*sources, "upload://pending"]}
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "submission"
+        raise InvalidInput(f"{where}: {first['msg']}", field=f"submission.{where}") from None
+    source = await run_in_threadpool(_stage, services, identity, files)
+    request = request.model_copy(update={"data_sources": [*sources, source]})
+    try:
+        result = await run_in_threadpool(services.connect.submit, identity, request)
+    except Exception:
+        services.connect.discard_upload(source)  # refused: keep nothing of it
+        raise
+    return JSONResponse(result, status_code=202)
+
+
+def _stage(services: Any, identity: Any, files: list[UploadFile]) -> str:
+    pairs = []
+    for item in files:
+        if not item.filename:
+            raise InvalidInput("every uploaded file needs a filename", field="files")
+        pairs.append((item.filename, item.file))
+    return str(
+        services.connect.stage_upload(
+            identity, pairs, max_bytes=services.settings.connect_max_bytes
+        )
+    )
 
 
 @router.post("/update/{source_id}", summary="Update a dataset's metadata")

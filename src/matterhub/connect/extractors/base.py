@@ -158,6 +158,9 @@ class Extractor(abc.ABC):
     extra: str = "materials"
     # Conflicting values from several extractors of one group: the higher priority wins.
     priority: int = 10
+    # When set, the extractor runs only if the submission's `index` block has this key
+    # (MDF's `filename` mapping applies to every file, so it must not run unasked).
+    needs_index: str = ""
 
     @abc.abstractmethod
     def accepts(self, file: StagedFile) -> bool:

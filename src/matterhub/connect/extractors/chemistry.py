@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from typing import Any
@@ -15,10 +16,16 @@ __all__ = [
     "atoms_blocks",
     "composition_block",
     "molecule_block",
+    "spacegroup",
     "structure_blocks",
 ]
 
 SYMPREC = 0.01
+_AMU_PER_A3_IN_G_PER_CM3 = 1.66053906660
+_SYSTEMS = [
+    (2, "triclinic"), (15, "monoclinic"), (74, "orthorhombic"), (142, "tetragonal"),
+    (167, "trigonal"), (194, "hexagonal"),
+]  # fmt: skip
 _ONES = re.compile(r"(?<=[A-Za-z])1(?![0-9])")
 PYMATGEN_BIBTEX = """@article{ong2013pymatgen,
   title={Python Materials Genomics (pymatgen): A robust, open-source python library
@@ -63,13 +70,57 @@ def composition_block(composition: Any) -> Record:
     }
 
 
+def _crystal_system(number: int) -> str:
+    for top, name in _SYSTEMS:
+        if number <= top:
+            return name
+    return "cubic"
+
+
+@functools.lru_cache(maxsize=4096)
+def _spacegroup(lattice: bytes, positions: bytes, numbers: bytes) -> tuple[int, str] | None:
+    """spglib's space group of a cell given as raw float64/int32 bytes (cached: datasets repeat)."""
+    np = require("numpy", "materials")
+    spglib = require("spglib", "materials")
+    cell = (
+        np.frombuffer(lattice).reshape(3, 3),
+        np.frombuffer(positions).reshape(-1, 3),
+        np.frombuffer(numbers, dtype=np.int32),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # spglib warns on near-degenerate cells
+        dataset = spglib.get_symmetry_dataset(cell, symprec=SYMPREC)
+    if dataset is None:
+        return None
+    return int(dataset.number), str(dataset.international)
+
+
+def spacegroup(structure: Any) -> tuple[int, str] | None:
+    """(number, Hermann–Mauguin symbol) of an ordered pymatgen Structure, as SpacegroupAnalyzer.
+
+    Calls spglib directly, once, on a cell rounded to 1e-6 (far below `SYMPREC`) so that
+    the same structure met twice in a dataset costs one symmetry search.
+    """
+    np = require("numpy", "materials")
+    kinds: dict[Any, int] = {}
+    numbers = np.array([kinds.setdefault(s.specie, len(kinds) + 1) for s in structure], "int32")
+    lattice = np.round(structure.lattice.matrix, 6).astype("float64")
+    positions = np.round(np.mod(structure.frac_coords, 1.0), 6).astype("float64")
+    try:
+        return _spacegroup(lattice.tobytes(), positions.tobytes(), numbers.tobytes())
+    except Exception:  # spglib gives up on some cells; the rest of the facts still stand
+        return None
+
+
 def structure_blocks(structure: Any, *, symmetry: bool = True) -> Record:
     """`material` and `crystal_structure` of a pymatgen Structure (spglib symmetry when ordered)."""
     lattice = structure.lattice
+    composition = structure.composition
+    volume = float(lattice.volume)
     crystal: Record = {
         "number_of_atoms": len(structure),
-        "volume": _r(lattice.volume, 4),
-        "stoichiometry": structure.composition.reduced_composition.anonymized_formula,
+        "volume": _r(volume, 4),
+        "stoichiometry": composition.reduced_composition.anonymized_formula,
         "lattice": {
             "a": _r(lattice.a, 5),
             "b": _r(lattice.b, 5),
@@ -78,22 +129,19 @@ def structure_blocks(structure: Any, *, symmetry: bool = True) -> Record:
             "beta": _r(lattice.beta, 4),
             "gamma": _r(lattice.gamma, 4),
         },
-        "density": _r(structure.density, 4),
+        # g/cm³ from amu/Å³ (what Structure.density gives, without its unit machinery).
+        "density": _r(float(composition.weight) * _AMU_PER_A3_IN_G_PER_CM3 / volume, 4)
+        if volume
+        else None,
         "is_ordered": bool(structure.is_ordered),
     }
     if symmetry and structure.is_ordered:
-        analyzer = require("pymatgen.symmetry.analyzer", "materials").SpacegroupAnalyzer
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # spglib warns on near-degenerate cells
-                sga = analyzer(structure, symprec=SYMPREC)
-                crystal["space_group_number"] = sga.get_space_group_number()
-                crystal["space_group_symbol"] = sga.get_space_group_symbol()
-                crystal["crystal_system"] = sga.get_crystal_system()
+        found = spacegroup(structure)
+        if found is not None:
+            crystal["space_group_number"], crystal["space_group_symbol"] = found
+            crystal["crystal_system"] = _crystal_system(found[0])
             crystal["space_group_source"] = "spglib"
-        except Exception:  # spglib gives up on some cells; the rest of the facts still stand
-            pass
-    return {"material": composition_block(structure.composition), "crystal_structure": crystal}
+    return {"material": composition_block(composition), "crystal_structure": crystal}
 
 
 def molecule_block(symbols: list[str]) -> Record:

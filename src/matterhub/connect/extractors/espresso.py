@@ -18,7 +18,12 @@ from matterhub.connect.extractors.base import (
     head,
     require,
 )
-from matterhub.connect.extractors.chemistry import ASE_BIBTEX, SPGLIB_BIBTEX, atoms_blocks
+from matterhub.connect.extractors.chemistry import (
+    ASE_BIBTEX,
+    PYMATGEN_BIBTEX,
+    SPGLIB_BIBTEX,
+    atoms_blocks,
+)
 
 __all__ = ["EspressoExtractor"]
 
@@ -201,5 +206,5 @@ class EspressoExtractor(Extractor):
         return out
 
     def citations(self) -> list[str]:
-        """ASE (final structure) and spglib."""
-        return [ASE_BIBTEX, SPGLIB_BIBTEX]
+        """ASE (reads the final structure), pymatgen (its blocks) and spglib."""
+        return [ASE_BIBTEX, PYMATGEN_BIBTEX, SPGLIB_BIBTEX]

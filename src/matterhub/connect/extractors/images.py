@@ -30,6 +30,8 @@ _TAGS = {
     "FocalPlaneYResolution", "FocalPlaneResolutionUnit", "ExposureTime", "FNumber",
     "ISOSpeedRatings", "FocalLength", "BitsPerSample", "Compression", "SamplesPerPixel",
 }  # fmt: skip
+PREVIEW_MAX_PIXELS = 64_000_000  # a preview decodes the whole image: bound its memory
+_WIDE = {"I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
 PILLOW_BIBTEX = """@software{pillow,
   title={Pillow (PIL Fork)}, author={Clark, Jeffrey A. and contributors},
   url={https://python-pillow.org}
@@ -61,6 +63,16 @@ def _exif(image: Any) -> dict[str, Any]:
         if name in _TAGS:
             found[name] = _tag_value(value)
     return found
+
+
+def _scaled(image: Any) -> Any:
+    """An 8-bit greyscale copy of a 16/32-bit or float image, percentile-scaled."""
+    np = require("numpy", "materials")
+    pil = require("PIL.Image", "materials")
+    array = np.asarray(image, dtype="float64")
+    low, high = np.nanpercentile(array, [1, 99]) if array.size else (0.0, 1.0)
+    scaled = np.nan_to_num(np.clip((array - low) / ((high - low) or 1.0), 0, 1)) * 255
+    return pil.fromarray(scaled.astype("uint8"))
 
 
 def _ends_with_eoi(file: StagedFile) -> bool:
@@ -111,15 +123,26 @@ class ImageExtractor(Extractor):
         return out
 
     def derive(self, group: FileGroup, context: ExtractionContext) -> list[DerivedFile]:
-        """A PNG thumbnail, at most 256 px on a side."""
+        """A PNG thumbnail, at most 256 px on a side; 16-bit and float images are scaled
+        between their 1st and 99th percentiles instead of being clipped to white."""
         pil = require("PIL.Image", "materials")
         file = group.files[0]
-        with pil.open(file.path) as image:
-            image.draft("RGB", (256, 256))  # JPEG decodes at a reduced scale: much faster
-            thumb = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-            thumb.thumbnail((256, 256))
-            buffer = io.BytesIO()
-            thumb.save(buffer, format="PNG")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pil.DecompressionBombWarning)
+            with pil.open(file.path) as image:
+                image.draft("RGB", (256, 256))  # JPEG decodes at a reduced scale: much faster
+                if image.width * image.height > PREVIEW_MAX_PIXELS:
+                    raise ValueError(
+                        f"no preview: {image.width}x{image.height} pixels is over the "
+                        f"{PREVIEW_MAX_PIXELS}-pixel limit"
+                    )
+                if image.mode in _WIDE:
+                    thumb = _scaled(image)
+                else:
+                    thumb = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+                thumb.thumbnail((256, 256))
+                buffer = io.BytesIO()
+                thumb.save(buffer, format="PNG")
         return [
             DerivedFile(file.relpath, file.name + ".preview.png", "image/png", buffer.getvalue())
         ]

@@ -9,16 +9,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from matterhub.connect.extractors.base import (
+    WARNINGS_KEY,
     DerivedFile,
     ExtractionContext,
     Extractor,
     FileGroup,
     Record,
     StagedFile,
+    clean,
     require,
 )
+from matterhub.connect.extractors.images import PILLOW_BIBTEX
 
-__all__ = ["MicroscopyExtractor"]
+__all__ = ["MicroscopyExtractor", "open_copy_limit"]
 
 _READERS = {
     "dm3": "rsciio.digitalmicrograph",
@@ -40,6 +43,24 @@ _FIELDS = {
     "dwell_time": "dwell_time",
     "working_distance": "working_distance",
 }
+# Vendor formats that get an open copy (TIFF) beside them when previews are on.
+PROPRIETARY = {"dm3", "dm4", "emd"}
+# extraction_config.open_copy_max_bytes: the data size (all signals) above which no copy is
+# made, since a copy is held in memory whole; the hard cap bounds what a submission may ask.
+OPEN_COPY_MAX_BYTES = 64 * 1024 * 1024
+OPEN_COPY_HARD_MAX = 512 * 1024 * 1024
+PREVIEW_MAX_PIXELS = 64_000_000
+_SLAB_BYTES = 16 * 1024 * 1024
+TIFFFILE_BIBTEX = """@software{tifffile,
+  title={tifffile: Read and write TIFF files}, author={Gohlke, Christoph},
+  url={https://github.com/cgohlke/tifffile}, doi={10.5281/zenodo.6795860}
+}"""
+MRCFILE_BIBTEX = """@article{burnley2017ccpem,
+  title={Recent developments in the CCP-EM software suite},
+  author={Burnley, Tom and Palmer, Colin M. and Winn, Martyn},
+  journal={Acta Crystallographica Section D}, volume={73}, number={6}, pages={469--477},
+  year={2017}, doi={10.1107/S2059798317007859}
+}"""
 RSCIIO_BIBTEX = """@software{rosettasciio,
   title={RosettaSciIO}, author={{The HyperSpy developers}},
   url={https://hyperspy.org/rosettasciio}, doi={10.5281/zenodo.8011666}
@@ -173,7 +194,12 @@ class MicroscopyExtractor(Extractor):
             warnings.simplefilter("ignore")
             signals = self._signals(file)
             try:
-                return self._describe(file, signals)
+                out = self._describe(file, signals)
+                if context.config.get("previews"):
+                    _, skipped = _copy_plan(file, signals, context)
+                    if skipped:
+                        out[WARNINGS_KEY] = skipped
+                return out
             finally:
                 signals.clear()
                 gc.collect()
@@ -222,35 +248,122 @@ class MicroscopyExtractor(Extractor):
         }
 
     def derive(self, group: FileGroup, context: ExtractionContext) -> list[DerivedFile]:
-        """A PNG preview (≤ 256 px) of the first 2-D image; navigation axes take index 0."""
+        """A PNG preview (≤ 256 px) of the first 2-D image (navigation axes take index 0) and,
+        for vendor formats, a TIFF copy of each signal (skipped above the size limit)."""
         file = group.files[0]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             signals = self._signals(file)
             try:
-                return self._preview(file, signals[0]["data"])
+                out = _preview(file, signals[0]["data"])
+                copies, _ = _copy_plan(file, signals, context)
+                for index in copies:
+                    out.append(_tiff_copy(file, signals[index], index))
+                return out
             finally:
                 signals.clear()
                 gc.collect()
 
-    def _preview(self, file: StagedFile, data: Any) -> list[DerivedFile]:
-        np = require("numpy", "materials")
-        pil = require("PIL.Image", "materials")
-        while data.ndim > 2:
-            data = data[0]
-        if data.size > 64_000_000:
-            return []
-        array = np.asarray(data.compute() if hasattr(data, "compute") else data, dtype="float64")
-        low, high = np.nanpercentile(array, [1, 99]) if array.size else (0.0, 1.0)
-        scaled = np.clip((array - low) / ((high - low) or 1.0), 0, 1) * 255
-        image = pil.fromarray(scaled.astype("uint8"))
-        image.thumbnail((256, 256))
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        return [
-            DerivedFile(file.relpath, file.name + ".preview.png", "image/png", buffer.getvalue())
-        ]
-
     def citations(self) -> list[str]:
-        """RosettaSciIO."""
-        return [RSCIIO_BIBTEX]
+        """RosettaSciIO (readers), mrcfile (MRC headers), tifffile and Pillow (derived files)."""
+        return [RSCIIO_BIBTEX, MRCFILE_BIBTEX, TIFFFILE_BIBTEX, PILLOW_BIBTEX]
+
+
+def open_copy_limit(context: ExtractionContext) -> int:
+    """The submission's `open_copy_max_bytes`, within the hard cap."""
+    asked = context.config.get("open_copy_max_bytes", OPEN_COPY_MAX_BYTES)
+    try:
+        return max(0, min(int(asked), OPEN_COPY_HARD_MAX))
+    except (TypeError, ValueError):
+        return OPEN_COPY_MAX_BYTES
+
+
+def _copy_plan(
+    file: StagedFile, signals: list[dict[str, Any]], context: ExtractionContext
+) -> tuple[list[int], list[str]]:
+    """Which signals get a TIFF copy, and why the others do not (for the warnings)."""
+    if file.suffix not in PROPRIETARY:
+        return [], []
+    limit = open_copy_limit(context)
+    total = sum(int(s["data"].nbytes) for s in signals)
+    if total > limit:
+        return [], [
+            f"open-format copy skipped: {total} bytes of data is over the {limit}-byte limit "
+            "(extraction_config.open_copy_max_bytes)"
+        ]
+    copies, skipped = [], []
+    for index, signal in enumerate(signals):
+        dtype = signal["data"].dtype
+        if dtype.names or dtype.kind not in "biufc":
+            skipped.append(f"open-format copy of signal {index} skipped: TIFF cannot hold {dtype}")
+        else:
+            copies.append(index)
+    return copies, skipped
+
+
+def _preview(file: StagedFile, data: Any) -> list[DerivedFile]:
+    np = require("numpy", "materials")
+    pil = require("PIL.Image", "materials")
+    while data.ndim > 2:
+        data = data[0]
+    if data.size > PREVIEW_MAX_PIXELS or data.dtype.names:
+        return []
+    array = np.asarray(data.compute() if hasattr(data, "compute") else data)
+    array = np.abs(array) if array.dtype.kind == "c" else array.astype("float64")
+    array = np.atleast_2d(array)
+    low, high = np.nanpercentile(array, [1, 99]) if array.size else (0.0, 1.0)
+    scaled = np.nan_to_num(np.clip((array - low) / ((high - low) or 1.0), 0, 1)) * 255
+    image = pil.fromarray(scaled.astype("uint8"))
+    image.thumbnail((256, 256))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return [DerivedFile(file.relpath, file.name + ".preview.png", "image/png", buffer.getvalue())]
+
+
+def _tiff_copy(file: StagedFile, signal: Mapping[str, Any], index: int) -> DerivedFile:
+    """The signal's data as a TIFF, frame by frame from the lazy array, with its calibration.
+
+    tifffile's shaped format keeps the N-D shape; the JSON description also carries each
+    axis's name, units, scale and offset and the HyperSpy-style metadata.
+    """
+    np = require("numpy", "materials")
+    tifffile = require("tifffile", "materials")
+    data = signal["data"]
+    shape = tuple(int(n) for n in data.shape)
+    page = shape[-2:] if len(shape) >= 2 else (1, shape[0] if shape else 1)
+    lead = shape[:-2] if len(shape) >= 2 else ()
+
+    count = int(np.prod(lead)) if lead else 1
+    flat = data.reshape((count, *page))
+    # Read slabs of whole frames (~16 MB): memory stays bounded, and many tiny frames (an
+    # EELS spectrum image's pages) do not cost one lazy-array computation each.
+    per = max(1, _SLAB_BYTES // max(1, int(np.prod(page)) * data.dtype.itemsize))
+
+    def frames() -> Any:
+        for start in range(0, count, per):
+            slab = flat[start : start + per]
+            yield from np.asarray(slab.compute() if hasattr(slab, "compute") else slab)
+
+    axes = [
+        {k: a.get(k) for k in ("name", "units", "scale", "offset", "size", "navigate")}
+        for a in signal.get("axes") or []
+    ]
+    metadata = {
+        "source": file.name,
+        "source_format": file.suffix,
+        "signal_index": index,
+        "axes_calibration": clean(axes),
+        "metadata": clean(_mapped(signal)),
+    }
+    buffer = io.BytesIO()
+    with tifffile.TiffWriter(buffer, bigtiff=int(data.nbytes) > 2**31 - 2**25) as tif:
+        tif.write(
+            frames(),
+            shape=(*lead, *page),
+            dtype=data.dtype,
+            photometric="minisblack",
+            metadata=metadata,
+            software="matterhub",
+        )
+    name = f"{file.name}.tif" if index == 0 else f"{file.name}.signal{index}.tif"
+    return DerivedFile(file.relpath, name, "image/tiff", buffer.getvalue())

@@ -12,7 +12,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -36,6 +36,9 @@ class Task:
     group: FileGroup
     context: ExtractionContext
     derive: bool = False
+    # The second call of a derive task: previews only, made after the extraction succeeded
+    # and under its own time limit, so a slow renderer never costs the extracted facts.
+    derive_only: bool = False
 
 
 @dataclass
@@ -47,17 +50,34 @@ class Outcome:
     derived: list[DerivedFile] = field(default_factory=list)
     error: str | None = None
     unavailable: bool = False
+    # Soft problems of the call that are not part of the result (a preview that failed).
+    notes: list[str] = field(default_factory=list)
 
 
-def _call(task: Task) -> tuple[str, Any, Any]:
+Reply = tuple[str, Any, Any, list[str]]
+
+
+def _derive(task: Task) -> tuple[list[DerivedFile], list[str]]:
+    """The task's derived files; a failing preview is a note, never a lost extraction."""
+    if not task.derive:
+        return [], []
+    try:
+        return list(task.extractor.derive(task.group, task.context)), []
+    except Exception as exc:
+        return [], [f"derived files: {type(exc).__name__}: {exc}"]
+
+
+def _call(task: Task) -> Reply:
+    if task.derive_only:
+        derived, notes = _derive(task)
+        return ("ok", None, derived, notes)
     try:
         result = task.extractor.extract(task.group, task.context)
-        derived = task.extractor.derive(task.group, task.context) if task.derive else []
-        return ("ok", result, derived)
     except ExtractorUnavailable as exc:
-        return ("unavailable", str(exc), None)
+        return ("unavailable", str(exc), None, [])
     except Exception as exc:  # a plugin's failure is data for the warnings list, not a crash
-        return ("error", f"{type(exc).__name__}: {exc}", None)
+        return ("error", f"{type(exc).__name__}: {exc}", None, [])
+    return ("ok", result, [], [])
 
 
 def _worker_main(conn: Connection) -> None:
@@ -74,7 +94,7 @@ def _worker_main(conn: Connection) -> None:
         try:
             conn.send(reply)
         except Exception as exc:
-            conn.send(("error", f"result could not be sent back: {exc}", None))
+            conn.send(("error", f"result could not be sent back: {exc}", None, []))
 
 
 class _Worker:
@@ -84,18 +104,18 @@ class _Worker:
         self.process.start()
         child.close()
 
-    def call(self, payload: bytes, timeout: float) -> tuple[str, Any, Any] | None:
+    def call(self, payload: bytes, timeout: float) -> Reply | None:
         """Send a pickled task; None when the worker timed out or died (it is then dead)."""
         try:
             self.conn.send_bytes(payload)
             if not self.conn.poll(timeout):
                 self.kill()
                 return None
-            reply: tuple[str, Any, Any] = self.conn.recv()
+            reply: Reply = self.conn.recv()
             return reply
         except (EOFError, OSError):
             self.kill()
-            return ("error", "the worker process died (crash in a native library?)", None)
+            return ("error", "the worker process died (crash in a native library?)", None, [])
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -108,8 +128,8 @@ class _Worker:
         return self.process.is_alive() and not self.conn.closed
 
 
-def _in_thread(task: Task, timeout: float) -> tuple[str, Any, Any] | None:
-    box: list[tuple[str, Any, Any]] = []
+def _in_thread(task: Task, timeout: float) -> Reply | None:
+    box: list[Reply] = []
     thread = threading.Thread(target=lambda: box.append(_call(task)), daemon=True)
     thread.start()
     thread.join(timeout)
@@ -152,27 +172,45 @@ class ExtractorPool:
                 if worker in self._all:
                     self._all.remove(worker)
 
+    def _send(
+        self, task: Task, worker: _Worker | None, limit: float, payload: bytes | None = None
+    ) -> Reply | None:
+        if worker is None:
+            return _in_thread(task, limit)
+        return worker.call(payload or pickle.dumps(task), limit)
+
     def _run_one(self, task: Task) -> Outcome:
         limit = task.context.time_limit_s
-        reply: tuple[str, Any, Any] | None
-        try:
-            payload = pickle.dumps(task) if self.isolation == "process" else None
-        except Exception:
-            payload = None  # a class defined in a closure or __main__: fall back to a thread
-        if payload is None:
-            reply = _in_thread(task, limit)
-        else:
-            worker = self._checkout()
+        worker: _Worker | None = None
+        payload: bytes | None = None
+        if self.isolation == "process":
             try:
-                reply = worker.call(payload, limit)
-            finally:
+                payload = pickle.dumps(task)
+                worker = self._checkout()
+            except Exception:
+                pass  # a class defined in a closure or __main__: fall back to a thread
+        try:
+            reply = self._send(task, worker, limit, payload)
+            if reply is None:
+                return Outcome(task, error=f"timed out after {limit:g} s")
+            status, value, _, _ = reply
+            if status != "ok":
+                return Outcome(task, error=str(value), unavailable=status == "unavailable")
+            outcome = Outcome(task, result=value)
+            if task.derive:
+                # The same worker: it still holds what extract read (structures keep it).
+                derived = self._send(replace(task, derive_only=True), worker, limit)
+                if derived is None:
+                    outcome.notes.append(f"derived files: timed out after {limit:g} s")
+                elif derived[0] != "ok":
+                    outcome.notes.append(f"derived files: {derived[1]}")
+                else:
+                    outcome.derived = list(derived[2] or [])
+                    outcome.notes.extend(derived[3])
+            return outcome
+        finally:
+            if worker is not None:
                 self._checkin(worker)
-        if reply is None:
-            return Outcome(task, error=f"timed out after {limit:g} s")
-        status, value, derived = reply
-        if status == "ok":
-            return Outcome(task, result=value, derived=list(derived or []))
-        return Outcome(task, error=str(value), unavailable=status == "unavailable")
 
     def run(self, tasks: Sequence[Task]) -> list[Outcome]:
         """Run the tasks on the workers, in parallel, and return their outcomes in order."""

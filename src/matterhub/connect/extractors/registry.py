@@ -86,6 +86,8 @@ def _plan(
     groups = _Groups(files)
     derive = bool(context.config.get("previews", False))
     for extractor in extractors:
+        if extractor.needs_index and extractor.needs_index not in context.index:
+            continue
         try:
             found = list(extractor.group(files))
         except Exception as exc:
@@ -167,16 +169,15 @@ def run_extractors(
             seen = {(d.source, d.name) for d in result.derived}
             result.derived.extend(d for d in outcome.derived if (d.source, d.name) not in seen)
             value = outcome.result
+            notes = list(outcome.notes)
             if isinstance(value, dict) and WARNINGS_KEY in value:
                 value = dict(value)
-                for message in value.pop(WARNINGS_KEY) or []:
-                    result.warnings.append(
-                        {
-                            "path": task.group.key,
-                            "extractor": task.extractor.name,
-                            "message": str(message),
-                        }
-                    )
+                notes = list(value.pop(WARNINGS_KEY) or []) + notes
+            name = task.extractor.name
+            for message in notes:
+                result.warnings.append(
+                    {"path": task.group.key, "extractor": name, "message": str(message)}
+                )
             value = clean(value)
             if isinstance(value, list):
                 lists.append([v for v in value if isinstance(v, dict)])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import threading
 import warnings
 from typing import Any
 
 from matterhub.connect.extractors.base import (
+    DerivedFile,
     ExtractionContext,
     Extractor,
     FileGroup,
@@ -22,6 +24,7 @@ from matterhub.connect.extractors.chemistry import (
     atoms_blocks,
     structure_blocks,
 )
+from matterhub.connect.extractors.previews import MATPLOTLIB_BIBTEX, structure_files
 
 __all__ = ["StructureExtractor"]
 
@@ -35,6 +38,23 @@ _TEXT_ONLY = {"json", "db", "in", "lmp", "dump"}  # ambiguous: accepted only aft
 _VASP_STRUCT = re.compile(r"^(POSCAR|CONTCAR|XDATCAR)([._-].*)?$", re.IGNORECASE)
 _LAMMPS_DATA = re.compile(rb"^\s*\d+\s+atoms\s*$", re.MULTILINE)
 _ATOM_STYLE = re.compile(rb"atom_style\s+(\w+)")
+# The structure `extract` last read in this thread, for `derive` of the same call.
+_LOCAL = threading.local()
+_NOTHING = object()  # read, but nothing to derive from (a dump without elements)
+
+
+def _key(file: StagedFile) -> tuple[str, int, int]:
+    stat = file.path.stat()
+    return (str(file.path), stat.st_size, stat.st_mtime_ns)
+
+
+def _keep(file: StagedFile, obj: Any) -> None:
+    _LOCAL.loaded = (_key(file), obj)
+
+
+def _kept(file: StagedFile) -> Any:
+    loaded = getattr(_LOCAL, "loaded", None)
+    return loaded[1] if loaded is not None and loaded[0] == _key(file) else None
 
 
 def _kind(file: StagedFile) -> str | None:
@@ -117,7 +137,9 @@ class StructureExtractor(Extractor):
                 return self._cif(file)
             if kind == "poscar":
                 poscar = require("pymatgen.io.vasp", "materials").Poscar
-                return structure_blocks(poscar.from_file(file.path).structure)
+                structure = poscar.from_file(file.path).structure
+                _keep(file, structure)
+                return structure_blocks(structure)
             if kind == "lammps-dump":
                 return self._lammps_dump(file)
             if kind == "lammps-data":
@@ -130,6 +152,7 @@ class StructureExtractor(Extractor):
         structures = parser.parse_structures(primitive=False)
         blocks = list(parser.as_dict().values())
         declared = _declared(blocks[0] if blocks else {})
+        _keep(file, structures[0])
         out = structure_blocks(structures[0])
         crystal, material = out["crystal_structure"], out["material"]
         cod = declared.pop("cod", None)
@@ -154,8 +177,9 @@ class StructureExtractor(Extractor):
             if first is None:
                 first = atoms
             last, frames = atoms, frames + 1
-        if first is None or last is None:
+        if first is None or last is None or not len(first):
             raise ValueError("no atoms found")
+        _keep(file, first)
         out = atoms_blocks(first)
         if frames > 1:
             out["md"] = {"frame_count": frames, "particle_count": len(first)}
@@ -177,6 +201,7 @@ class StructureExtractor(Extractor):
             except Exception as exc:
                 errors.append(f"{style}: {exc}")
                 continue
+            _keep(file, atoms)
             out = atoms_blocks(atoms)
             out["md"] = {"particle_count": len(atoms), "atom_style": style}
             return out
@@ -199,7 +224,9 @@ class StructureExtractor(Extractor):
         cell = [round(float(x), 5) for x in atoms.cell.cellpar()]
         box = dict(zip(("a", "b", "c", "alpha", "beta", "gamma"), cell, strict=True))
         # Without an element column the atom types are only numbers: no chemistry to report.
-        out = atoms_blocks(atoms) if b"element" in columns else {}
+        chemistry = b"element" in columns
+        _keep(file, atoms if chemistry else _NOTHING)
+        out = atoms_blocks(atoms) if chemistry else {}
         out["md"] = {
             "frame_count": len(steps),
             "particle_count": len(atoms),
@@ -212,9 +239,20 @@ class StructureExtractor(Extractor):
         }
         return out
 
+    def derive(self, group: FileGroup, context: ExtractionContext) -> list[DerivedFile]:
+        """CIF + extended XYZ copies and a rendered PNG view (see `previews.structure_files`)."""
+        file = group.files[0]
+        obj = _kept(file)
+        if obj is None:
+            self.extract(group, context)  # keeps the structure, unless the file has no chemistry
+            obj = _kept(file)
+        if obj is None or obj is _NOTHING:
+            return []
+        return structure_files(file, obj, _kind(file) or "")
+
     def citations(self) -> list[str]:
-        """pymatgen, ASE and spglib."""
-        return [PYMATGEN_BIBTEX, ASE_BIBTEX, SPGLIB_BIBTEX]
+        """pymatgen, ASE and spglib; matplotlib renders the preview."""
+        return [PYMATGEN_BIBTEX, ASE_BIBTEX, SPGLIB_BIBTEX, MATPLOTLIB_BIBTEX]
 
 
 def _energy(atoms: Any) -> float | None:

@@ -1,10 +1,10 @@
-"""CSV, JSON and YAML: a column summary, or one record per row through the `index` mapping."""
+"""CSV, JSON, YAML, XML and Excel: a column summary, or one record per row via `index` mappings."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,59 +16,23 @@ from matterhub.connect.extractors.base import (
     StagedFile,
     require,
 )
+from matterhub.connect.extractors.mapping import MAX_RECORDS, Columns, index_options, map_item
+from matterhub.connect.extractors.sheets import OPENPYXL_BIBTEX, excel_records, excel_summary
+from matterhub.connect.extractors.xmltree import xml_records, xml_summary
 
 __all__ = ["TabularExtractor"]
 
-_KINDS = {"csv": "csv", "tsv": "csv", "json": "json", "yaml": "yaml", "yml": "yaml"}
-_DEFAULT_NA = {"", "na", "n/a", "nan", "null", "none", "-"}
-_MAX_RECORDS = 100_000
-
-
-def _number(text: str) -> int | float | None:
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _set(record: Record, dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        record = record.setdefault(part, {})
-    record[leaf] = value
-
-
-def _get(tree: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if isinstance(tree, Mapping) and part in tree:
-            tree = tree[part]
-        elif isinstance(tree, list) and part.isdigit() and int(part) < len(tree):
-            tree = tree[int(part)]
-        else:
-            return None
-    return tree
-
-
-def _mapped(item: Any, mapping: Mapping[str, str], na: set[str]) -> Record:
-    record: Record = {}
-    for target, source in mapping.items():
-        value = (
-            _get(item, source)
-            if not isinstance(item, Mapping) or source not in item
-            else item[source]
-        )
-        if value is None or (isinstance(value, str) and value.strip().lower() in na):
-            continue
-        if isinstance(value, str):
-            number = _number(value.strip())
-            value = number if number is not None else value.strip()
-        _set(record, target, value)
-    return record
+# File suffix → MDF `index` key (connect_submission.json: json, csv, yaml, xml, excel).
+_KINDS = {
+    "csv": "csv", "tsv": "csv", "json": "json", "yaml": "yaml", "yml": "yaml", "xml": "xml",
+    "xlsx": "excel", "xlsm": "excel",
+}  # fmt: skip
+# XML written by simulation codes that their own extractors read (and that can be huge).
+_CODE_XML = re.compile(r"^vasprun.*\.xml$", re.IGNORECASE)
+PYYAML_BIBTEX = """@software{pyyaml,
+  title={PyYAML: a YAML parser and emitter for Python}, author={Simonov, Kirill and others},
+  url={https://pyyaml.org}
+}"""
 
 
 def _rows(
@@ -93,86 +57,94 @@ def _rows(
 
 def _csv_summary(file: StagedFile, na: set[str]) -> Record:
     header, reader, fh = _rows(file, {})
-    stats: list[dict[str, Any]] = [
-        {"name": h, "numeric": 0, "text": 0, "missing": 0} for h in header
-    ]
-    rows = 0
+    columns = Columns(header, na)
     with fh:
         for row in reader:
-            rows += 1
-            for col, cell in zip(stats, row, strict=False):
-                cell = cell.strip()
-                if cell.lower() in na:
-                    col["missing"] += 1
-                    continue
-                number = _number(cell)
-                if number is None:
-                    col["text"] += 1
-                    continue
-                col["numeric"] += 1
-                col["min"] = min(col.get("min", number), number)
-                col["max"] = max(col.get("max", number), number)
-                col["sum"] = col.get("sum", 0.0) + number
-    columns = []
-    for col in stats:
-        kind = (
-            "number" if col["numeric"] and not col["text"] else "string" if col["text"] else "empty"
-        )
-        entry: Record = {"name": col["name"], "type": kind, "missing": col["missing"]}
-        if kind == "number":
-            entry.update(min=col["min"], max=col["max"], mean=col["sum"] / col["numeric"])
-        columns.append(entry)
-    return {"format": "csv", "row_count": rows, "column_count": len(header), "columns": columns}
+            columns.add_row(row)
+    return {
+        "format": "csv",
+        "row_count": columns.rows,
+        "column_count": len(header),
+        "columns": columns.summary(),
+    }
+
+
+def _csv_records(
+    file: StagedFile,
+    options: Mapping[str, Any],
+    mapping: Mapping[str, str],
+    na: set[str],
+    limit: int,
+) -> list[Record]:
+    header, reader, fh = _rows(file, options)
+    records: list[Record] = []
+    with fh:
+        for row in reader:
+            if len(records) >= limit:
+                break
+            if any(cell.strip() for cell in row):
+                record = map_item(dict(zip(header, row, strict=False)), mapping, na)
+                if record:
+                    records.append(record)
+    return records
 
 
 def _tree_summary(data: Any, kind: str) -> Record:
     out: Record = {"format": kind, "top_level_type": type(data).__name__}
     if isinstance(data, list):
         out["row_count"] = len(data)
-        keys = sorted({k for item in data[:1000] if isinstance(item, Mapping) for k in item})
-        if keys:
-            out["columns"] = [{"name": str(k)} for k in keys[:200]]
+        rows = [item for item in data if isinstance(item, Mapping)]
+        if rows:
+            columns = Columns()
+            for item in rows:
+                columns.add_record(
+                    {str(k): v for k, v in item.items() if not isinstance(v, list | Mapping)}
+                )
+            out["columns"] = columns.summary()
+            out["column_count"] = len(out["columns"])
     elif isinstance(data, Mapping):
         out["keys"] = [str(k) for k in list(data)[:200]]
     return out
 
 
 class TabularExtractor(Extractor):
-    """CSV/TSV, JSON and YAML → `tabular` summary, or records via `index.<format>.mapping`."""
+    """Tables and documents → `tabular` summary, or records via `index.<kind>.mapping`."""
 
     name = "tabular"
-    version = "0.1.0"
-    extra = ""
+    version = "0.2.0"
+    extra = "materials"
     priority = 10
 
     def accepts(self, file: StagedFile) -> bool:
-        """.csv, .tsv, .json, .yaml and .yml files."""
-        return file.suffix in _KINDS
+        """.csv/.tsv, .json, .yaml/.yml, .xml (not vasprun.xml) and .xlsx/.xlsm files."""
+        return file.suffix in _KINDS and not _CODE_XML.match(file.name)
 
     def extract(self, group: FileGroup, context: ExtractionContext) -> Record | list[Record]:
         """With a mapping: one record per row (or list element); without: a summary."""
         file = group.files[0]
         kind = _KINDS[file.suffix]
-        options = context.index.get(kind) or {}
-        mapping = options.get("mapping") or {}
-        na = _DEFAULT_NA | {str(v).lower() for v in options.get("na_values") or []}
-        limit = int(context.config.get("max_records", _MAX_RECORDS))
+        mapping, na, options = index_options(context.index, kind)
+        limit = int(context.config.get("max_records", MAX_RECORDS))
         if kind == "csv":
             if not mapping:
                 return {"tabular": _csv_summary(file, na)}
-            header, reader, fh = _rows(file, options)
-            with fh:
-                records: list[Record] = []
-                for row in reader:
-                    if len(records) >= limit:
-                        break
-                    if any(cell.strip() for cell in row):
-                        records.append(_mapped(dict(zip(header, row, strict=False)), mapping, na))
-            return [r for r in records if r]
+            return _csv_records(file, options, mapping, na, limit)
+        if kind == "excel":
+            if not mapping:
+                return {"tabular": excel_summary(file.path, na)}
+            return excel_records(file.path, options, mapping, na, limit)
+        if kind == "xml":
+            if not mapping:
+                return {"tabular": xml_summary(file.path, na)}
+            return xml_records(file.path, options, mapping, na, limit)
         text = file.path.read_text(encoding="utf-8-sig", errors="replace")
         yaml = require("yaml", "materials") if kind == "yaml" else None
         data = json.loads(text) if yaml is None else yaml.safe_load(text)
         if not mapping:
             return {"tabular": _tree_summary(data, kind)}
         items = data if isinstance(data, list) else [data]
-        return [r for r in (_mapped(item, mapping, na) for item in items[:limit]) if r]
+        return [r for r in (map_item(item, mapping, na) for item in items[:limit]) if r]
+
+    def citations(self) -> list[str]:
+        """openpyxl (Excel) and PyYAML; CSV, JSON and XML use Python's standard library."""
+        return [OPENPYXL_BIBTEX, PYYAML_BIBTEX]

@@ -1,4 +1,4 @@
-"""MDF's record and dataset JSON Schemas (package data) and validation against them."""
+"""MDF's record and dataset and DLHub's servable JSON Schemas (package data), and validation."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 __all__ = ["SCHEMAS", "schema", "validation_errors"]
 
-SCHEMAS = ("record", "dataset")
+SCHEMAS = ("record", "dataset", "servable")
 
 
 @cache
 def schema(name: str) -> dict[str, Any]:
-    """A shipped schema by name (`record`, `dataset`)."""
+    """A shipped schema by name (`record`, `dataset`, `servable`)."""
     if name not in SCHEMAS:
         raise KeyError(name)
     loaded: dict[str, Any] = json.loads(files(__package__).joinpath(f"{name}.json").read_text())

@@ -1,0 +1,78 @@
+"""`matterhub run owner/name --input file.json`: run a servable on a hub (over the client)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from matterhub.client import Client, ClientError
+from matterhub.client.runs import RemoteServableError
+
+__all__ = ["register_run_commands"]
+
+
+def _value(text: str | None, what: str) -> Any:
+    if text is None:
+        return None
+    if text == "-":
+        return json.loads(sys.stdin.read())
+    path = Path(text)
+    try:
+        return json.loads(path.read_text() if path.is_file() else text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"{what} is neither a JSON file nor JSON text: {exc}") from exc
+
+
+def run(
+    name: Annotated[str, typer.Argument(help="The servable, owner/name.")],
+    input_: Annotated[
+        str, typer.Option("--input", "-i", help="JSON file, JSON text, or - for stdin.")
+    ],
+    parameters: Annotated[
+        str | None, typer.Option("--parameters", help="JSON object (file or text).")
+    ] = None,
+    asynchronous: Annotated[
+        bool, typer.Option("--async", help="Queue it; print the task id and exit.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Also print stdout/stderr/time.")] = False,
+    batch: Annotated[
+        bool, typer.Option("--batch", help="The input is a list: one task per item; wait.")
+    ] = False,
+    version: Annotated[str | None, typer.Option("--version", help="A version.")] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", "-p", help="Saved login profile.")
+    ] = None,
+) -> None:
+    """Run a servable and print its output as JSON."""
+    client = Client.from_config(profile)
+    inputs = _value(input_, "--input")
+    params = _value(parameters, "--parameters")
+    try:
+        if batch:
+            done = client.run_batch(name, inputs, params, wait=True, version=version)
+            answer: Any = [done["tasks"][i].get("result") for i in done["tasks"]]
+        elif asynchronous:
+            future = client.run(name, inputs, params, asynchronous=True, version=version)
+            answer = {"task_id": future.task_id}
+            future.cancel()
+        elif debug:
+            value, meta = client.run(name, inputs, params, debug=True, version=version)
+            answer = {"output": value, "metadata": meta}
+        else:
+            answer = client.run(name, inputs, params, version=version)
+    except RemoteServableError as exc:
+        typer.echo(f"error: the servable failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except ClientError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(answer, indent=2))
+
+
+def register_run_commands(app: typer.Typer) -> None:
+    """Add `matterhub run` to the top-level app."""
+    app.command("run")(run)

@@ -1,0 +1,169 @@
+"""Client methods to run servables, named and shaped as DLHub's `DLHubClient.run`."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from typing import Any
+
+from matterhub.client.base import HTTPCore
+from matterhub.client.errors import APIError
+from matterhub.core.servables import parse_servable_ref
+
+__all__ = ["RemoteServableError", "RunMethods", "TaskPending"]
+
+_PENDING = ("received", "waiting", "running")
+
+
+class RemoteServableError(Exception):
+    """The servable raised (or its worker crashed or timed out) on the hub."""
+
+    def __init__(self, error_type: str, message: str, task_id: str | None = None) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+        self.task_id = task_id
+
+
+class TaskPending(Exception):
+    """The task has not finished yet."""
+
+
+def _raise_remote(exc: APIError) -> None:
+    if exc.status == 424:
+        body = exc.body if isinstance(exc.body, dict) else {}
+        error = body.get("exception") or {}
+        raise RemoteServableError(
+            str(error.get("type")), str(error.get("message")), body.get("task_id")
+        ) from None
+    raise exc
+
+
+class RunMethods(HTTPCore):
+    """Run servables synchronously, asynchronously or in batches; follow tasks."""
+
+    def run(
+        self,
+        name: str,
+        inputs: Any,
+        parameters: dict[str, Any] | None = None,
+        asynchronous: bool = False,
+        debug: bool = False,
+        validate_input: bool = False,
+        async_wait: float = 0.2,
+        timeout: float | None = None,
+        *,
+        version: str | None = None,
+    ) -> Any:
+        """Run `owner/name` on `inputs`: the output, a Future (asynchronous) or (output, meta).
+
+        `validate_input` also checks the input client-side against the published type first
+        (the hub always checks it). A servable's exception is raised as RemoteServableError.
+        """
+        owner, servable = parse_servable_ref(name)
+        if validate_input:
+            from matterhub.core.types import validate
+
+            described = self.describe_servable(name, version)  # type: ignore[attr-defined]
+            validate(inputs, described["document"]["servable"]["methods"]["run"]["input"])
+        body = {
+            "inputs": inputs,
+            "parameters": parameters,
+            "asynchronous": asynchronous,
+            "debug": debug,
+            "version": version,
+        }
+        try:
+            answer = self._json("POST", f"/api/servables/{owner}/{servable}/run", json=body)
+        except APIError as exc:
+            _raise_remote(exc)
+        if asynchronous:
+            return self._future(answer["task_id"], async_wait, timeout)
+        if debug:
+            return answer["output"], answer.get("metadata", {})
+        return answer["output"]
+
+    def _future(self, task_id: str, interval: float, timeout: float | None) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.task_id = task_id  # type: ignore[attr-defined]
+
+        def poll() -> None:
+            try:
+                future.set_result(self.wait_for_task(task_id, interval=interval, timeout=timeout))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        import threading
+
+        threading.Thread(target=poll, name=f"task-{task_id[:8]}", daemon=True).start()
+        return future
+
+    def get_task_status(self, task_id: str) -> dict[str, Any]:
+        """`{task_id, status, result?, exception?, …}` (received, running, success, failed)."""
+        found: dict[str, Any] = self._json("GET", f"/api/tasks/{task_id}")
+        return found
+
+    def get_result(self, task_id: str, verbose: bool = False) -> Any:
+        """The output of a finished task (with its status document when `verbose`).
+
+        Raises:
+            TaskPending: not finished yet.
+            RemoteServableError: the task failed.
+        """
+        status = self.get_task_status(task_id)
+        if status["status"] in _PENDING:
+            raise TaskPending(f"task {task_id} is {status['status']}")
+        if status["status"] == "failed":
+            exc = status.get("exception") or {}
+            raise RemoteServableError(str(exc.get("type")), str(exc.get("message")), task_id)
+        return (status.get("result"), status) if verbose else status.get("result")
+
+    def get_provenance(self, task_id: str) -> dict[str, Any]:
+        """Servable version, environment hash, input hash, parameters, output hash, timings."""
+        found: dict[str, Any] = self._json("GET", f"/api/tasks/{task_id}/provenance")
+        return found
+
+    def wait_for_task(
+        self, task_id: str, *, interval: float = 0.2, timeout: float | None = None
+    ) -> Any:
+        """Poll until the task finishes; its output, or RemoteServableError."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return self.get_result(task_id)
+            except TaskPending:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"task {task_id} unfinished after {timeout} s") from None
+                time.sleep(interval)
+
+    def run_batch(
+        self,
+        name: str,
+        inputs: list[Any],
+        parameters: dict[str, Any] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        version: str | None = None,
+    ) -> dict[str, Any]:
+        """Queue one task per input: `{batch_id, task_ids}`; with `wait`, the finished status."""
+        owner, servable = parse_servable_ref(name)
+        body = {"inputs": inputs, "parameters": parameters, "version": version}
+        queued: dict[str, Any] = self._json(
+            "POST", f"/api/servables/{owner}/{servable}/batch", json=body
+        )
+        if not wait:
+            return queued
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.get_batch_status(queued["batch_id"])
+            if status["done"]:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"batch {queued['batch_id']} unfinished after {timeout} s")
+            time.sleep(0.2)
+
+    def get_batch_status(self, batch_id: str) -> dict[str, Any]:
+        """`{total, done, counts, tasks: {task_id: {status, result?, exception?}}}`."""
+        found: dict[str, Any] = self._json("GET", f"/api/batches/{batch_id}")
+        return found

@@ -1,0 +1,385 @@
+"""The pipeline a job runs for one submission, step by step, with MDF's status codes.
+
+collect → transfer into the Publish draft → extract (+ derived previews) → curation gate →
+publish → index → dispatch → clean up. Each step is idempotent, so a job a restart re-queues runs
+from the top: the draft's files are replaced, a published version is not published twice.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from matterhub.blobs.base import iter_chunks
+from matterhub.catalog.models import Submission
+from matterhub.connect.base import ConnectBase, Stop
+from matterhub.connect.collectors.uploads import SCHEME
+from matterhub.connect.dispatch import Dispatch
+from matterhub.connect.extractors.base import DerivedFile, ExtractionContext, StagedFile
+from matterhub.core.connect import SubmissionRequest, merge_blocks
+from matterhub.core.datasets import parse_source_id
+from matterhub.core.errors import InvalidInput, MatterHubError, StorageError
+from matterhub.core.identity import PUBLIC, SYSTEM_IDENTITY
+from matterhub.core.schemas import schema, validation_errors
+from matterhub.jobs import Job
+
+__all__ = ["DERIVED_DIR", "ConnectPipeline"]
+
+_RETRIES = 3
+_INGEST_BATCH = 5000
+# Files recorded per catalog transaction while transferring a submission into its draft.
+_TRANSFER_BATCH = 2000
+# Previews and open-format copies live beside the data, under this folder of the version.
+DERIVED_DIR = ".derived"
+
+
+class ConnectPipeline(ConnectBase):
+    """The job handler and its steps."""
+
+    def _handle(self, job: Job) -> dict[str, Any]:
+        """Run (or resume) the submission named by a job; its steps record the outcome."""
+        submission_id = str(job.payload["submission_id"])
+        return {"submission_id": submission_id, "status": self._process(submission_id)}
+
+    def _process(self, submission_id: str) -> str:
+        with self._catalog.transaction() as session:
+            sub = session.get(Submission, submission_id)
+            if sub is None or sub.status not in ("pending", "processing"):
+                return sub.status if sub else "missing"  # finished, cancelled or with a curator
+            sub.status = "processing"
+            request = SubmissionRequest.model_validate(sub.request)
+            source_id = sub.source_id
+            codes = {s.step: s.code for s in sub.steps}
+        try:
+            done_before = codes["curation"] in ("M", "S") or self._published(source_id)
+            if not request.update_metadata_only and not done_before:
+                self._before_curation(submission_id, source_id, request)
+            self._after_curation(submission_id, source_id, request)
+        except Stop as stop:
+            with self._catalog.transaction() as session:
+                status = session.get(Submission, submission_id).status  # type: ignore[union-attr]
+            if status == "failed":
+                self._notify(submission_id, "submission.failed", str(stop))
+            return status
+        self._finish(submission_id, "succeeded")
+        for source in request.data_sources:
+            if source.startswith(SCHEME):  # published: the uploaded copy has served its purpose
+                shutil.rmtree(self._uploads_dir() / source.removeprefix(SCHEME), ignore_errors=True)
+        self._notify(submission_id, "submission.succeeded")
+        return "succeeded"
+
+    def _published(self, source_id: str) -> bool:
+        """A crash after publishing: re-running resumes at indexing (sources may be gone)."""
+        return self._datasets.get(SYSTEM_IDENTITY, source_id).state == "published"
+
+    # before the curation gate -----------------------------------------------------------------
+
+    def _before_curation(
+        self, submission_id: str, source_id: str, request: SubmissionRequest
+    ) -> None:
+        if request.update:
+            cancelled = self._cancel_older(submission_id, source_id)
+            self._step(submission_id, "old_cancel", "S", f"{cancelled} older submissions cancelled")
+        else:
+            self._step(submission_id, "old_cancel", "N")
+        staged = self._staging / submission_id / "data"
+        shutil.rmtree(staged, ignore_errors=True)
+        self._step(submission_id, "data_download", "P")
+        for source in request.data_sources:
+            self._collect(submission_id, source, staged)
+        files = _staged_files(staged)
+        self._step(submission_id, "data_download", "S", f"{len(files)} files")
+        self._step(submission_id, "data_transfer", "P")
+        try:
+            self._transfer(source_id, files)
+        except MatterHubError as exc:
+            raise self._fail(submission_id, "data_transfer", exc.detail) from None
+        self._step(submission_id, "data_transfer", "S")
+        if request.no_extract:
+            self._step(submission_id, "extracting", "N")
+        else:
+            self._extracting(submission_id, source_id, request, files)
+        if request.curation:
+            self._datasets.submit_for_curation(SYSTEM_IDENTITY, source_id)
+            self._step(submission_id, "curation", "P", datetime.now(UTC).isoformat())
+            self._set_status(submission_id, "curation")
+            raise Stop("waiting for a curator")
+        self._step(submission_id, "curation", "N")
+
+    def _collect(self, submission_id: str, source: str, dest: Path) -> None:
+        collector = next((c for c in self._collectors if c.accepts(source)), None)
+        if collector is None:
+            raise self._fail(
+                submission_id, "data_download", f"{source}: not a recognised data source"
+            )
+        for attempt in range(1, _RETRIES + 1):
+            try:
+                collector.collect(source, dest, self._collector_context)
+                return
+            except InvalidInput as exc:
+                raise self._fail(submission_id, "data_download", exc.detail) from None
+            except StorageError as exc:
+                if attempt == _RETRIES:
+                    raise self._fail(submission_id, "data_download", exc.detail) from None
+                self._step(submission_id, "data_download", "T", f"attempt {attempt}: {exc.detail}")
+                time.sleep(0.5 * 2**attempt)
+
+    def _transfer(self, source_id: str, files: list[StagedFile]) -> None:
+        # Re-runs replace what an interrupted run left: the draft holds exactly the staged files.
+        self._datasets.clear_files(SYSTEM_IDENTITY, source_id)
+        for start in range(0, len(files), _TRANSFER_BATCH):
+            batch = files[start : start + _TRANSFER_BATCH]
+            self._datasets.put_local_files(
+                SYSTEM_IDENTITY, source_id, [(f.relpath, f.path) for f in batch]
+            )
+
+    def _extracting(
+        self,
+        submission_id: str,
+        source_id: str,
+        request: SubmissionRequest,
+        files: list[StagedFile],
+    ) -> None:
+        self._step(submission_id, "extracting", "P")
+        config = {"previews": True, **request.extraction_config}
+        context = ExtractionContext(config=config, index=dict(request.index))
+        result = self._extract(files, context)
+        previews = self._store_derived(source_id, result.derived)
+        records, dropped = _validated(
+            self._mdf_records(source_id, request, result.records, previews)
+        )
+        self._datasets.set_records(SYSTEM_IDENTITY, source_id, records)
+        detail = f"{len(records)} records from {len(files)} files"
+        if previews:
+            detail += f"; {sum(len(v) for v in previews.values())} previews"
+        if dropped:
+            detail += f"; {len(dropped)} blocks failed the record schema, e.g. {dropped[0]}"
+        if result.warnings:
+            first = result.warnings[0]
+            detail += f"; {len(result.warnings)} warnings, e.g. {first['path']}: {first['message']}"
+        self._step(submission_id, "extracting", "M" if result.warnings or dropped else "S", detail)
+
+    def _store_derived(
+        self, source_id: str, derived: list[DerivedFile]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Put previews into the draft under `.derived/<source path>/`; returns links per source."""
+        base = f"{self._base_url}/api/datasets/{source_id}/files"
+        links: dict[str, list[dict[str, Any]]] = {}
+        for item in derived:
+            path = f"{DERIVED_DIR}/{item.source}/{item.name}"
+            self._datasets.put_file(
+                SYSTEM_IDENTITY, source_id, path, iter_chunks(io.BytesIO(item.data))
+            )
+            links.setdefault(item.source, []).append(
+                {
+                    "path": path,
+                    "url": f"{base}/{path}",
+                    "media_type": item.media_type,
+                    "length": len(item.data),
+                }
+            )
+        return links
+
+    def _mdf_records(
+        self,
+        source_id: str,
+        request: SubmissionRequest,
+        records: list[dict[str, Any]],
+        previews: dict[str, list[dict[str, Any]]],
+    ) -> list[dict[str, Any]]:
+        name, _major, _minor = parse_source_id(source_id)
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        acl = [str(p) for p in request.mdf.get("acl") or [PUBLIC]]
+        base = f"{self._base_url}/api/datasets/{source_id}/files"
+        out = []
+        for scroll_id, record in enumerate(records, start=1):
+            files = []
+            for f in record.get("files", []):
+                path = f.get("path") or f["filename"]
+                entry = {**f, "url": f"{base}/{path}"}
+                if path in previews:
+                    entry["previews"] = previews[path]
+                files.append(entry)
+            block = {
+                "source_name": name,
+                "source_id": source_id,
+                "scroll_id": scroll_id,
+                "resource_type": "record",
+                "ingest_date": now,
+                "acl": acl,
+            }
+            merged = merge_blocks(record, {"mdf": block, "files": files})
+            if request.custom:
+                # MDF: a field's description travels beside it as `<field>_desc`.
+                described = {
+                    f"{k}_desc": v for k, v in request.custom_desc.items() if k in request.custom
+                }
+                merged["custom"] = {**request.custom, **described, **merged.get("custom", {})}
+            out.append(merged)
+        return out
+
+    def _cancel_older(self, submission_id: str, source_id: str) -> int:
+        """An update supersedes the same dataset's unfinished submissions (MDF's old_cancel)."""
+        name = parse_source_id(source_id)[0]
+        with self._catalog.transaction() as session:
+            rows = session.execute(
+                select(Submission.id, Submission.source_id).where(
+                    Submission.status.in_(("pending", "processing", "curation")),
+                    Submission.id != submission_id,
+                )
+            ).all()
+        older = [sid for sid, other in rows if parse_source_id(other)[0] == name]
+        for other_id in older:
+            self._mark_cancelled(other_id, f"superseded by {source_id}")
+        return len(older)
+
+    # after the curation gate ------------------------------------------------------------------
+
+    def _after_curation(
+        self, submission_id: str, source_id: str, request: SubmissionRequest
+    ) -> None:
+        self._step(submission_id, "ingest_publish", "P")
+        try:
+            version = self._datasets.get(SYSTEM_IDENTITY, source_id)
+            if version.state != "published":
+                version = self._datasets.publish(SYSTEM_IDENTITY, source_id)
+        except MatterHubError as exc:
+            raise self._fail(submission_id, "ingest_publish", exc.detail) from None
+        self._step(submission_id, "ingest_publish", "L", version.pid_url or version.pid)
+        self._step(submission_id, "ingest_search", "P")
+        try:
+            self._index(source_id, request, version.document)
+        except (MatterHubError, TimeoutError) as exc:
+            raise self._fail(submission_id, "ingest_search", str(exc)) from None
+        self._step(submission_id, "ingest_search", "S")
+        self._dispatch(submission_id, source_id, request, version.document, version.pid_url)
+        for step, service in (("ingest_citrine", "citrine"), ("ingest_mrr", "mrr")):
+            if service in request.services:
+                self._step(submission_id, step, "R", f"{service} is not available on this hub")
+            else:
+                self._step(submission_id, step, "N")
+        self._step(submission_id, "ingest_cleanup", "S")
+
+    def _index(self, source_id: str, request: SubmissionRequest, document: dict[str, Any]) -> None:
+        name, major, _minor = parse_source_id(source_id)
+        index = "mdf-test" if request.test else "mdf"
+        acl = [str(p) for p in request.mdf.get("acl") or [PUBLIC]]
+        dataset_acl = [str(p) for p in request.dataset_acl] or acl
+        # MDF keeps only the newest version searchable; older ones stay downloadable and citable.
+        task = self._search.delete_by_query(
+            SYSTEM_IDENTITY, index, {"q": f'mdf.source_name:"{name}"', "advanced": True}
+        )
+        self._search.wait(task.task_id)
+        # A metadata-only version shares its records with the version it came from: point them here.
+        base = f"{self._base_url}/api/datasets/{source_id}/files"
+        records = [
+            {
+                **r,
+                "mdf": {**r.get("mdf", {}), "source_id": source_id},
+                "files": [
+                    {**f, "url": f"{base}/{f['path']}"} if "path" in f else f
+                    for f in r.get("files", [])
+                ],
+            }
+            for r in self._datasets.records(SYSTEM_IDENTITY, source_id)
+        ]
+        mdf = {
+            "source_name": name,
+            "source_id": source_id,
+            "scroll_id": 0,
+            "resource_type": "dataset",
+            "ingest_date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "acl": dataset_acl,
+            "version": major,
+        }
+        content: dict[str, Any] = {**document, "mdf": {**document.get("mdf", {}), **mdf}}
+        problems = validation_errors(content, "dataset")
+        if problems:
+            path, message = problems[0]
+            raise InvalidInput(
+                f"the dataset entry breaks the dataset schema at {path}: {message}", field=path
+            )
+        entries = [{"subject": source_id, "visible_to": dataset_acl, "content": content}] + [
+            {"subject": f"{source_id}.{r['mdf']['scroll_id']}", "visible_to": acl, "content": r}
+            for r in records
+        ]
+        for start in range(0, len(entries), _INGEST_BATCH):
+            body = {
+                "ingest_type": "GMetaList",
+                "ingest_data": {"gmeta": entries[start : start + _INGEST_BATCH]},
+            }
+            task = self._search.ingest(SYSTEM_IDENTITY, index, body)
+            done = self._search.wait(task.task_id, timeout=600)
+            if done.state != "SUCCESS":
+                raise StorageError(f"search ingest failed: {done.message}")
+
+    def _dispatch(
+        self,
+        submission_id: str,
+        source_id: str,
+        request: SubmissionRequest,
+        document: dict[str, Any],
+        landing: str | None,
+    ) -> None:
+        wanted = [s for s in request.services if s in self._dispatchers]
+        if not wanted:
+            self._step(submission_id, "ingest_backup", "N")
+            return
+        self._step(submission_id, "ingest_backup", "P")
+        event = Dispatch(
+            source_id=source_id,
+            dataset=document,
+            archive_url=f"{self._base_url}/api/datasets/{source_id}/archive.zip?root=false",
+            landing_url=landing,
+        )
+        done, failed = [], []
+        for service in wanted:
+            params = request.services[service]
+            try:
+                done.append(
+                    self._dispatchers[service].send(event, dict(params or {}), secret=self._secret)
+                )
+            except MatterHubError as exc:
+                failed.append(exc.detail)
+        # A dispatch failure never unpublishes: MDF's "failed, but processing continues".
+        self._step(submission_id, "ingest_backup", "R" if failed else "S", "; ".join(done + failed))
+
+
+def _validated(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Records that pass the record schema: a failing extracted block is dropped and reported."""
+    allowed = set(schema("record")["properties"])
+    dropped: list[str] = []
+    out = []
+    for record in records:
+        for key in [k for k in record if k not in allowed]:
+            dropped.append(f"{key}: not an MDF block")
+            record.pop(key)
+        for path, message in validation_errors(record, "record"):
+            block = path.split(".")[0]
+            if block in ("mdf", "files", "(top)"):
+                raise InvalidInput(
+                    f"record breaks the record schema at {path}: {message}", field=path
+                )
+            if block in record:
+                dropped.append(f"{path}: {message}")
+                record.pop(block)
+        out.append(record)
+    return out, dropped
+
+
+def _staged_files(root: Path) -> list[StagedFile]:
+    if not root.exists():
+        return []
+    out = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            out.append(
+                StagedFile(path=p, relpath=p.relative_to(root).as_posix(), size=p.stat().st_size)
+            )
+    return out

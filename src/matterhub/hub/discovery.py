@@ -1,0 +1,107 @@
+"""Servables in the `dlhub` search index: the entry of a version and DLHub's search conveniences.
+
+One entry per ready version, subject `<owner>/<name>/<version>`, carrying the document plus a
+`matterhub` block (`latest`, `input_types`, `output_types`) so that only-latest and search by
+input type are plain field filters. Entries carry the servable's `visible_to`, so the index
+applies the same visibility as the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from matterhub.core.search import GFilter, GSearchRequest
+from matterhub.core.types import types_used
+
+__all__ = ["SearchQuery", "entry", "search_request", "subject"]
+
+
+def subject(owner: str, name: str, version: str) -> str:
+    """The search subject of one version."""
+    return f"{owner}/{name}/{version}"
+
+
+def entry(document: dict[str, Any], visible_to: Sequence[str], *, latest: bool) -> dict[str, Any]:
+    """The GMetaEntry of a version."""
+    dlhub = document["dlhub"]
+    run = document["servable"]["methods"]["run"]
+    content = {k: v for k, v in document.items() if k != "servable"}
+    # The example can be large; the document served by describe keeps it.
+    content["servable"] = {k: v for k, v in document["servable"].items() if k != "example"}
+    content["matterhub"] = {
+        "latest": latest,
+        "input_types": sorted(types_used(run["input"])),
+        "output_types": sorted(types_used(run["output"])),
+    }
+    return {
+        "subject": subject(dlhub["owner"], dlhub["name"], str(dlhub["version"])),
+        "visible_to": list(visible_to),
+        "content": content,
+    }
+
+
+class SearchQuery:
+    """DLHub's conveniences over the query language: each given field narrows the search."""
+
+    def __init__(
+        self,
+        q: str | None = None,
+        *,
+        advanced: bool = True,
+        name: str | None = None,
+        owner: str | None = None,
+        authors: Sequence[str] = (),
+        match_all_authors: bool = False,
+        domains: Sequence[str] = (),
+        doi: str | None = None,
+        input_type: str | None = None,
+        output_type: str | None = None,
+        version: str | None = None,
+        only_latest: bool = True,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> None:
+        self.q, self.advanced = q, advanced
+        self.name, self.owner, self.version = name, owner, version
+        self.authors, self.match_all_authors = list(authors), match_all_authors
+        self.domains, self.doi = list(domains), doi
+        self.input_type, self.output_type = input_type, output_type
+        self.only_latest, self.limit, self.offset = only_latest, limit, offset
+
+
+def search_request(query: SearchQuery) -> GSearchRequest:
+    """The Globus Search request for a servable query."""
+    filters: list[GFilter] = []
+
+    def exact(field: str, values: Sequence[Any], *, all_: bool = False) -> None:
+        kind = "match_all" if all_ else "match_any"
+        filters.append(GFilter(type=kind, field_name=field, values=list(values)))
+
+    if query.name:
+        exact("dlhub.name", [query.name])
+    if query.owner:
+        exact("dlhub.owner", [query.owner])
+    if query.version:
+        exact("dlhub.version", [query.version])
+    if query.authors:
+        exact("datacite.creators.creatorName", query.authors, all_=query.match_all_authors)
+    if query.domains:
+        exact("dlhub.domains", query.domains)
+    if query.doi:
+        exact("datacite.relatedIdentifiers.relatedIdentifier", [query.doi])
+    if query.input_type:
+        exact("matterhub.input_types", [query.input_type])
+    if query.output_type:
+        exact("matterhub.output_types", [query.output_type])
+    if query.only_latest and not query.version:
+        exact("matterhub.latest", [True])
+    q = query.q if query.q and query.q.strip() else None
+    return GSearchRequest(
+        q=q if q is not None or filters else "*",
+        advanced=query.advanced if q is not None else True,
+        filters=filters,
+        limit=query.limit,
+        offset=query.offset,
+        sort=[{"field_name": "dlhub.publication_date", "order": "desc"}] if q is None else [],
+    )

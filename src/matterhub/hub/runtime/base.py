@@ -1,0 +1,125 @@
+"""The executor port: what a runtime needs to start a servable and what a call returns."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matterhub.core.errors import ExecutorError
+
+__all__ = [
+    "Call",
+    "CallResult",
+    "Executor",
+    "WorkerCrashed",
+    "WorkerSpec",
+    "WorkerTimeout",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """One ready servable version as an executor starts it: where it lives and its limits."""
+
+    key: str  # the version id: one pool of warm workers per version
+    python: Path
+    shim: Path
+    files_dir: Path
+    document_path: Path
+    env_dir: Path
+    replicas: int = 1
+    timeout_s: float = 60.0
+    memory_mb: int = 2048
+    cpu_s: float = 60.0
+    threads: int = 1
+    files: bool = False  # the input declares a file: staged files are copied into the scratch
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One invocation: the inputs and the merged parameters."""
+
+    inputs: Any
+    parameters: dict[str, Any] = field(default_factory=dict)
+    method: str = "run"
+
+
+@dataclass(slots=True)
+class CallResult:
+    """What one call returned: the output, or the servable's exception type and message."""
+
+    ok: bool
+    output: Any = None
+    error_type: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    wall_s: float = 0.0
+    stdout: str = ""
+    stderr: str = ""
+
+    @classmethod
+    def from_reply(cls, reply: dict[str, Any]) -> CallResult:
+        """From the worker's JSON reply."""
+        return cls(
+            ok=bool(reply.get("ok")),
+            output=reply.get("output"),
+            error_type=reply.get("error_type"),
+            error=reply.get("error"),
+            traceback=reply.get("traceback"),
+            wall_s=float(reply.get("wall_s") or 0.0),
+            stdout=reply.get("stdout") or "",
+            stderr=reply.get("stderr") or "",
+        )
+
+    @classmethod
+    def failure(cls, error_type: str, message: str) -> CallResult:
+        """A call that failed outside the servable (crash, timeout, sandbox)."""
+        return cls(ok=False, error_type=error_type, error=message)
+
+
+class WorkerCrashed(ExecutorError):
+    """A worker died during a call (crash, memory or CPU limit); it has been replaced."""
+
+    code = "worker_crashed"
+
+
+class WorkerTimeout(ExecutorError):
+    """A call ran past its timeout; the worker was killed and will be replaced."""
+
+    code = "worker_timeout"
+
+
+class Executor(ABC):
+    """Runs calls of ready servable versions on warm workers (local processes or Ray actors)."""
+
+    name = "executor"
+
+    @abstractmethod
+    def run(
+        self, spec: WorkerSpec, calls: Sequence[Call], *, debug: bool = False
+    ) -> list[CallResult]:
+        """Run `calls` in order on one warm worker of `spec` and return one result each.
+
+        A servable's own exception is a failed `CallResult`, and the worker stays warm.
+
+        Raises:
+            WorkerCrashed: the worker died (it is replaced on the next call).
+            WorkerTimeout: the batch ran past `spec.timeout_s` per call (the worker is killed).
+            ExecutorError: the worker could not be started (load failed, environment missing).
+        """
+
+    def warm(self, spec: WorkerSpec) -> float:
+        """Start one worker of `spec` if none is warm; returns the seconds it took."""
+        self.run(spec, [])
+        return 0.0
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Workers per servable version, for the health page and tests."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop every worker."""

@@ -1,0 +1,369 @@
+"""LocalExecutor: warm worker processes per servable version, sandboxed, pooled and recycled.
+
+Each ready version gets a pool of up to `replicas` workers, started lazily from the version's own
+interpreter (`sandbox.py` builds the command, `worker.py` runs inside). A call takes an idle
+worker, sends one frame and waits for one frame with a deadline; a worker that dies or overruns
+is killed and dropped, and the next call starts a fresh one. Idle workers are evicted after
+`idle_s`, and the least recently used idle worker makes room when `max_workers` are running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import logging
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from matterhub.core.errors import ExecutorError
+from matterhub.hub.inputs import localize
+from matterhub.hub.runtime.base import (
+    Call,
+    CallResult,
+    Executor,
+    WorkerCrashed,
+    WorkerSpec,
+    WorkerTimeout,
+)
+from matterhub.hub.runtime.sandbox import Sandbox
+
+__all__ = ["LocalExecutor"]
+
+log = logging.getLogger(__name__)
+_HEADER = struct.Struct(">I")
+_LOAD_TIMEOUT_S = 300.0
+_counter = itertools.count(1)
+
+
+class _Worker:
+    """One worker process and its pipes; used by one call at a time."""
+
+    def __init__(self, spec: WorkerSpec, sandbox: Sandbox, scratch: Path) -> None:
+        self.spec = spec
+        self.scratch = scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+        self.log_path = scratch.with_suffix(".log")
+        self.killed_for: str | None = None
+        self.last_used = time.monotonic()
+        started = time.perf_counter()
+        with self.log_path.open("wb") as log_file:
+            self.proc = subprocess.Popen(
+                sandbox.command(spec, scratch),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                env=sandbox.environment(spec, scratch),
+                cwd=scratch,
+                start_new_session=True,
+                close_fds=True,
+            )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in = self.proc.stdin.fileno()
+        self._out = self.proc.stdout.fileno()
+        try:
+            ready = self._read(time.monotonic() + _LOAD_TIMEOUT_S)
+        except ExecutorError:
+            self.kill()
+            raise
+        if not ready.get("ready"):
+            self.kill()
+            raise ExecutorError(
+                f"the servable failed to load: {ready.get('error_type')}: {ready.get('error')}"
+            )
+        self.start_s = time.perf_counter() - started
+
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.proc.poll() is None
+
+    def call(self, calls: Sequence[Call], debug: bool) -> dict[str, Any]:
+        """Send one request frame and wait for its reply (timeout per call in the batch)."""
+        body = orjson.dumps(
+            {
+                "calls": [
+                    {"inputs": c.inputs, "parameters": c.parameters, "method": c.method}
+                    for c in calls
+                ],
+                "debug": debug,
+                "cpu_s": self.spec.cpu_s,
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
+        try:
+            _write_all(self._in, _HEADER.pack(len(body)) + body)
+        except OSError as exc:
+            raise self._crashed(f"the worker closed its input ({exc})") from None
+        deadline = time.monotonic() + self.spec.timeout_s * max(1, len(calls))
+        reply = self._read(deadline)
+        self.last_used = time.monotonic()
+        return reply
+
+    def _read(self, deadline: float) -> dict[str, Any]:
+        head = self._exact(4, deadline)
+        (size,) = _HEADER.unpack(head)
+        value: dict[str, Any] = orjson.loads(self._exact(size, deadline))
+        return value
+
+    def _exact(self, size: int, deadline: float) -> bytes:
+        chunks, need = [], size
+        while need:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.killed_for = "timeout"
+                self.kill()
+                raise WorkerTimeout(
+                    f"the servable ran past its timeout of {self.spec.timeout_s:g} s and was killed"
+                )
+            ready, _, _ = select.select([self._out], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(self._out, min(need, 1 << 20))
+            if not chunk:
+                raise self._crashed("the worker exited")
+            chunks.append(chunk)
+            need -= len(chunk)
+        return b"".join(chunks)
+
+    def _crashed(self, what: str) -> WorkerCrashed:
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.wait()
+        self.kill()
+        return WorkerCrashed(f"{what}: {self.reason(code)}; it will be replaced")
+
+    def reason(self, code: int) -> str:
+        """Why the process ended, in words (bwrap reports a child's signal as 128 + n)."""
+        signum = -code if code < 0 else code - 128 if code > 128 else 0
+        tail = self.log_tail()
+        if signum == signal.SIGXCPU:
+            text = f"it used up its CPU-time limit of {self.spec.cpu_s:g} s per call"
+        elif signum == signal.SIGKILL:
+            text = (
+                f"it was killed (SIGKILL; most often the memory limit of "
+                f"{self.spec.memory_mb} MiB or the system's OOM killer)"
+            )
+        elif signum:
+            text = f"it was killed by {signal.Signals(signum).name}"
+        else:
+            text = f"it exited with code {code}"
+        if "MemoryError" in tail:
+            text += f" after running out of memory (limit {self.spec.memory_mb} MiB)"
+        return text + (f"; last output: {tail[-300:]}" if tail else "")
+
+    def log_tail(self) -> str:
+        """The end of the worker's stderr."""
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(max(0, self.log_path.stat().st_size - 2000))
+                return handle.read().decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """End the process group now and remove the scratch folder."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=5)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(Exception):
+                if stream is not None:
+                    stream.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _Pool:
+    """The workers of one version: idle ones ready, a count of all, a condition to wait on."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.idle: list[_Worker] = []
+        self.count = 0
+        self.cond = threading.Condition()
+        self.last_used = time.monotonic()
+        self.restarts = 0
+
+
+class LocalExecutor(Executor):
+    """Warm, sandboxed worker processes on this machine (the default executor)."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        scratch_dir: Path,
+        sandbox: Sandbox,
+        *,
+        max_workers: int = 8,
+        idle_s: float = 600.0,
+        inputs_dir: Path | None = None,
+    ) -> None:
+        self.scratch_dir = scratch_dir
+        self.inputs_dir = inputs_dir  # staged file inputs (hub/inputs.py)
+        self.sandbox = sandbox
+        self.max_workers = max_workers
+        self.idle_s = idle_s
+        self._pools: dict[str, _Pool] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        scratch_dir.mkdir(parents=True, exist_ok=True)
+        self._reaper = threading.Thread(target=self._reap, name="hub-workers-idle", daemon=True)
+        self._reaper.start()
+
+    def run(
+        self, spec: WorkerSpec, calls: Sequence[Call], *, debug: bool = False
+    ) -> list[CallResult]:
+        """Run `calls` on one warm worker of `spec` (started if none is idle)."""
+        pool = self._pool(spec)
+        worker = self._acquire(pool)
+        healthy = False
+        try:
+            if not calls:
+                healthy = True
+                return []
+            inbox = worker.scratch / "inputs"
+            if spec.files and self.inputs_dir is not None:
+                calls = [
+                    dataclasses.replace(c, inputs=localize(c.inputs, inbox, self.inputs_dir))
+                    for c in calls
+                ]
+            reply = worker.call(calls, debug)
+            healthy = not reply.get("recycle")
+            return [CallResult.from_reply(r) for r in reply["results"]]
+        finally:
+            if spec.files:
+                shutil.rmtree(worker.scratch / "inputs", ignore_errors=True)
+            self._release(pool, worker, healthy=healthy)
+
+    def warm(self, spec: WorkerSpec) -> float:
+        """Start a worker now (cold start); returns its start-up seconds."""
+        pool = self._pool(spec)
+        worker = self._acquire(pool)
+        self._release(pool, worker, healthy=True)
+        return worker.start_s
+
+    def _pool(self, spec: WorkerSpec) -> _Pool:
+        with self._lock:
+            pool = self._pools.get(spec.key)
+            if pool is None:
+                pool = self._pools[spec.key] = _Pool(spec)
+            pool.spec = spec  # replicas and limits follow the latest document
+            pool.last_used = time.monotonic()
+            return pool
+
+    def _acquire(self, pool: _Pool) -> _Worker:
+        if self._closed.is_set():
+            raise ExecutorError("the executor is stopped")
+        with pool.cond:
+            while not pool.idle and pool.count >= max(1, pool.spec.replicas):
+                pool.cond.wait()
+            if pool.idle:
+                return pool.idle.pop()
+            pool.count += 1
+        self._make_room(pool)
+        try:
+            scratch = self.scratch_dir / f"{pool.spec.key[:12]}-{os.getpid()}-{next(_counter)}"
+            return _Worker(pool.spec, self.sandbox, scratch)
+        except BaseException:
+            with pool.cond:
+                pool.count -= 1
+                pool.cond.notify()
+            raise
+
+    def _release(self, pool: _Pool, worker: _Worker, *, healthy: bool) -> None:
+        if healthy and worker.alive() and not self._closed.is_set():
+            with pool.cond:
+                pool.idle.append(worker)
+                pool.cond.notify()
+            return
+        worker.kill()
+        with pool.cond:
+            pool.count -= 1
+            pool.restarts += 1
+            pool.cond.notify()
+
+    def _make_room(self, keep: _Pool) -> None:
+        """Evict least recently used idle workers of other versions past `max_workers`."""
+        while True:
+            with self._lock:
+                pools = list(self._pools.values())
+            if sum(p.count for p in pools) <= self.max_workers:
+                return
+            candidates = [(w.last_used, p, w) for p in pools if p is not keep for w in list(p.idle)]
+            if not candidates:
+                return  # everything else is busy; run over the limit rather than deadlock
+            _, pool, worker = min(candidates, key=lambda c: c[0])
+            with pool.cond:
+                if worker not in pool.idle:
+                    continue
+                pool.idle.remove(worker)
+                pool.count -= 1
+            log.info("evicting an idle worker of %s to make room", pool.spec.key)
+            worker.kill()
+
+    def _reap(self) -> None:
+        while not self._closed.wait(min(30.0, max(0.5, self.idle_s / 4))):
+            cutoff = time.monotonic() - self.idle_s
+            with self._lock:
+                pools = list(self._pools.values())
+            for pool in pools:
+                with pool.cond:
+                    stale = [w for w in pool.idle if w.last_used < cutoff]
+                    for worker in stale:
+                        pool.idle.remove(worker)
+                        pool.count -= 1
+                for worker in stale:
+                    worker.kill()
+
+    def stats(self) -> dict[str, Any]:
+        """Per version: workers running, idle, replicas and restarts; plus the sandbox."""
+        with self._lock:
+            pools = dict(self._pools)
+        return {
+            "executor": self.name,
+            "sandbox": "bwrap" if self.sandbox.enabled else "none",
+            "versions": {
+                key: {
+                    "workers": p.count,
+                    "idle": len(p.idle),
+                    "replicas": p.spec.replicas,
+                    "restarts": p.restarts,
+                    "pids": [w.proc.pid for w in p.idle],
+                }
+                for key, p in pools.items()
+            },
+        }
+
+    def close(self) -> None:
+        """Kill every worker."""
+        self._closed.set()
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            with pool.cond:
+                idle, pool.idle = pool.idle, []
+                pool.count -= len(idle)
+                pool.cond.notify_all()
+            for worker in idle:
+                worker.kill()

@@ -1,0 +1,354 @@
+"""RunService: resolve a servable the caller may run, validate, memoize, execute, record.
+
+A run merges the caller's parameters over the method's declared defaults, validates the input
+against the declared type (422 naming the path), answers from the result cache when it can
+(never touching a worker), else runs on the executor's warm worker, and records provenance for
+every call. The resolved version and the caller's right to run it are kept for `resolve_ttl_s`
+(default 2 s), so a burst of runs costs one catalog lookup.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from matterhub.core.errors import ExecutorError, InvalidInput
+from matterhub.core.identity import SYSTEM_IDENTITY, Identity
+from matterhub.core.servables import is_pipeline
+from matterhub.core.types import validate
+from matterhub.hub.cache import ResultCache, canonical, digest, memo_key
+from matterhub.hub.inputs import InputFiles, has_files
+from matterhub.hub.runtime.base import Call, CallResult, Executor, WorkerSpec
+from matterhub.hub.service import RuntimeSpec, ServableService
+
+if TYPE_CHECKING:
+    from matterhub.hub.pipelines import PipelineStep
+
+__all__ = ["RunLimits", "RunOutcome", "RunRequest", "RunService", "Target"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    """Hub-wide defaults a servable's `servable.options` may lower or (replicas) raise."""
+
+    timeout_s: float = 60.0
+    memory_mb: int = 2048
+    cpu_s: float = 60.0
+    max_replicas: int = 4
+
+
+@dataclass(slots=True)
+class RunRequest:
+    """What a caller sends: DLHub's `{inputs, parameters, debug}` plus `validate` and `version`."""
+
+    inputs: Any
+    parameters: dict[str, Any] | None = None
+    debug: bool = False
+    validate: bool = True
+    version: str | None = None
+    method: str = "run"
+    uploads: dict[str, Path] = field(default_factory=dict)  # multipart parts, by name
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A resolved ready version: its runtime, its worker spec and what its document says."""
+
+    ref: str
+    runtime: RuntimeSpec
+    worker: WorkerSpec
+    memoize: bool
+    steps: tuple[PipelineStep, ...] = ()  # a pipeline's resolved steps (hub/pipelines.py)
+
+    @property
+    def memo_id(self) -> str:
+        """What results are memoized under: the version (and a pipeline's step versions)."""
+        if not self.steps:
+            return self.runtime.version_id
+        return self.runtime.version_id + "+" + digest([s.target.memo_id for s in self.steps])
+
+    def method(self, name: str) -> dict[str, Any]:
+        """The document's block for one method."""
+        methods: dict[str, Any] = self.runtime.document["servable"]["methods"]
+        if name not in methods:
+            raise InvalidInput(f"{self.ref} has no method {name!r}", field="method")
+        block: dict[str, Any] = methods[name]
+        return block
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    """The answer to one run: output or error, whether memoized, timings and provenance."""
+
+    task_id: str
+    ok: bool
+    output: Any = None
+    error: dict[str, str] | None = None
+    cached: bool = False
+    stdout: str = ""
+    stderr: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """DLHub's final task status."""
+        return "success" if self.ok else "failed"
+
+    def metadata(self) -> dict[str, Any]:
+        """DLHub's debug metadata: success, stdout, stderr, exc, error_message, wall_time."""
+        timings = self.provenance.get("timings", {})
+        meta: dict[str, Any] = {
+            "success": self.ok,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "exc": (self.error or {}).get("type"),
+            "error_message": (self.error or {}).get("message"),
+            "wall_time": timings.get("run_s", 0.0),
+            "total_time": timings.get("total_s", 0.0),
+            "cached": self.cached,
+            "task_id": self.task_id,
+        }
+        if "steps" in self.provenance:
+            meta["steps"] = self.provenance["steps"]
+        return meta
+
+
+def new_task_id() -> str:
+    """A fresh task id (the same form as catalog ids)."""
+    return str(uuid.uuid4())
+
+
+def caller_of(identity: Identity) -> dict[str, Any]:
+    """Who ran it, for provenance."""
+    return {"user_id": identity.user_id, "username": identity.username}
+
+
+class RunService:
+    """Runs servables for callers; the run API, async tasks and pipelines all go through it."""
+
+    def __init__(
+        self,
+        servables: ServableService,
+        executor: Executor,
+        cache: ResultCache,
+        *,
+        limits: RunLimits = RunLimits(),
+        resolve_ttl_s: float = 2.0,
+        files: InputFiles | None = None,
+    ) -> None:
+        self.servables = servables
+        self.files = files  # where file inputs (uploads, URLs) are staged; None: not accepted
+        self.executor = executor
+        self.cache = cache
+        self.limits = limits
+        self.resolve_ttl_s = resolve_ttl_s
+        self._resolved: dict[tuple[Any, ...], tuple[float, Target]] = {}
+        self._lock = threading.Lock()
+        self.record: Any = None  # set by TaskService: called with each finished outcome
+
+    # resolve ---------------------------------------------------------------------------------
+
+    def resolve(self, identity: Identity, ref: str, version: str | None = None) -> Target:
+        """The ready version `identity` may run (404 unseen, 403 seen but not runnable)."""
+        key = (identity.user_id, identity.group_ids, identity.is_admin, ref, version)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._resolved.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        spec = self.servables.runtime(identity, ref, version=version)
+        target = self.target(ref, spec, identity)
+        with self._lock:
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
+            self._resolved[key] = (now + self.resolve_ttl_s, target)
+        return target
+
+    def target(self, ref: str, spec: RuntimeSpec, identity: Identity = SYSTEM_IDENTITY) -> Target:
+        """The worker spec for a runtime: limits from `servable.options` within the hub's.
+
+        A pipeline's steps are resolved as `identity` (who must be allowed to run each).
+        """
+        options = spec.document["servable"].get("options") or {}
+        methods = spec.document["servable"].get("methods") or {}
+        limits = self.limits
+        worker = WorkerSpec(
+            key=spec.version_id,
+            python=spec.python,
+            shim=spec.shim,
+            files_dir=spec.files_dir,
+            document_path=spec.document_path,
+            env_dir=spec.python.parent.parent,
+            replicas=max(1, min(int(options.get("replicas", 1)), limits.max_replicas)),
+            timeout_s=min(float(options.get("timeout_s", limits.timeout_s)), limits.timeout_s),
+            memory_mb=min(int(options.get("memory_mb", limits.memory_mb)), limits.memory_mb),
+            cpu_s=min(float(options.get("cpu_s", limits.cpu_s)), limits.cpu_s),
+            threads=max(1, int(options.get("threads", 1))),
+            files=any(has_files(m["input"]) for m in methods.values()),
+        )
+        memoize = bool(options.get("memoize", True))
+        if is_pipeline(spec.document):
+            from matterhub.hub.pipelines import resolve_steps
+
+            steps = resolve_steps(self, identity, spec.document)
+            memoize = memoize and all(s.target.memoize for s in steps)
+            return Target(ref, spec, worker, memoize, steps)
+        return Target(ref, spec, worker, memoize=memoize)
+
+    # prepare ---------------------------------------------------------------------------------
+
+    def prepare(
+        self, target: Target, request: RunRequest, path: str = "inputs"
+    ) -> tuple[Call, dict[str, Any]]:
+        """The call to make (parameters merged over defaults) and its hashes; validates.
+
+        File inputs given as uploads or URLs are staged here (hub/inputs.py), before hashing.
+        """
+        method = target.method(request.method)
+        if request.parameters is not None and not isinstance(request.parameters, dict):
+            raise InvalidInput("parameters must be an object", field="parameters")
+        parameters = {**(method.get("parameters") or {}), **(request.parameters or {})}
+        if request.validate:
+            validate(request.inputs, method["input"], path)
+        inputs = request.inputs
+        if target.worker.files:
+            if self.files is None:
+                raise InvalidInput("this hub does not accept file inputs", field=path)
+            inputs = self.files.resolve(inputs, method["input"], request.uploads, path)
+        try:
+            hashes = {"input_hash": digest(inputs), "parameters_hash": digest(parameters)}
+        except TypeError as exc:
+            raise InvalidInput(f"inputs are not JSON: {exc}", field=path) from exc
+        return Call(inputs, parameters, request.method), hashes
+
+    # run -------------------------------------------------------------------------------------
+
+    def run(self, identity: Identity, ref: str, request: RunRequest) -> RunOutcome:
+        """Run once, synchronously; a servable's exception is a failed outcome, not a raise."""
+        received = time.perf_counter()
+        target = self.resolve(identity, ref, request.version)
+        call, hashes = self.prepare(target, request)
+        outcome = self.execute(
+            target, [call], [hashes], caller_of(identity), debug=request.debug, since=received
+        )[0]
+        if self.record is not None:
+            self.record(outcome, identity)
+        return outcome
+
+    def execute(
+        self,
+        target: Target,
+        calls: Sequence[Call],
+        hashes: Sequence[dict[str, Any]],
+        caller: dict[str, Any],
+        *,
+        debug: bool = False,
+        task_ids: Sequence[str] | None = None,
+        since: float | None = None,
+    ) -> list[RunOutcome]:
+        """Run calls of one target: cache hits answered at once, the rest in one worker frame."""
+        started = since if since is not None else time.perf_counter()
+        ids = list(task_ids) if task_ids is not None else [new_task_id() for _ in calls]
+        outcomes: list[RunOutcome | None] = [None] * len(calls)
+        todo: list[int] = []
+        for i, h in enumerate(hashes):
+            hit = None
+            if target.memoize and not debug:
+                key = memo_key(target.memo_id, h["input_hash"], h["parameters_hash"])
+                hit = self.cache.get(key)
+            if hit is None:
+                todo.append(i)
+                continue
+            outcomes[i] = RunOutcome(ids[i], True, hit.output, cached=True)
+            self._provenance(outcomes[i], target, calls[i], h, hit.output_hash, caller, started)
+        if todo:
+            steps: list[list[dict[str, Any]]] = []
+            if target.steps:
+                from matterhub.hub.pipelines import run_calls
+
+                results, steps = run_calls(self, target, [calls[i] for i in todo], caller, debug)
+            else:
+                results = self._results(target, [calls[i] for i in todo], debug)
+            for j, (i, result) in enumerate(zip(todo, results, strict=True)):
+                outcomes[i] = self._finish(target, ids[i], calls[i], hashes[i], result, caller)
+                self._provenance(
+                    outcomes[i], target, calls[i], hashes[i], None, caller, started, result
+                )
+                if steps:
+                    outcomes[i].provenance["steps"] = steps[j]  # type: ignore[union-attr]
+        return [o for o in outcomes if o is not None]
+
+    def _results(self, target: Target, calls: list[Call], debug: bool) -> list[CallResult]:
+        try:
+            return self.executor.run(target.worker, calls, debug=debug)
+        except ExecutorError as exc:
+            # The worker crashed, overran or could not start: every call of the frame fails
+            # with the reason; the pool replaces the worker on the next call.
+            failure = CallResult.failure(type(exc).__name__, exc.detail)
+            return [failure for _ in calls]
+
+    def _finish(
+        self,
+        target: Target,
+        task_id: str,
+        call: Call,
+        hashes: dict[str, Any],
+        result: CallResult,
+        caller: dict[str, Any],
+    ) -> RunOutcome:
+        if not result.ok:
+            error = {"type": result.error_type or "Error", "message": result.error or ""}
+            if result.traceback:
+                error["traceback"] = result.traceback
+            return RunOutcome(
+                task_id, False, None, error, stdout=result.stdout, stderr=result.stderr
+            )
+        outcome = RunOutcome(
+            task_id, True, result.output, stdout=result.stdout, stderr=result.stderr
+        )
+        if target.memoize:
+            body = canonical(result.output)
+            key = memo_key(target.memo_id, hashes["input_hash"], hashes["parameters_hash"])
+            self.cache.put(key, result.output, digest(result.output), len(body), task_id)
+        return outcome
+
+    def _provenance(
+        self,
+        outcome: RunOutcome | None,
+        target: Target,
+        call: Call,
+        hashes: dict[str, Any],
+        output_hash: str | None,
+        caller: dict[str, Any],
+        started: float,
+        result: CallResult | None = None,
+    ) -> None:
+        assert outcome is not None
+        if output_hash is None and outcome.ok:
+            output_hash = digest(outcome.output)
+        spec = target.runtime
+        outcome.provenance = {
+            "task_id": outcome.task_id,
+            "servable": target.ref,
+            "version": spec.version,
+            "version_id": spec.version_id,
+            "environment_hash": spec.environment_hash,
+            "method": call.method,
+            "input_hash": hashes["input_hash"],
+            "parameters": call.parameters,
+            "output_hash": output_hash,
+            "status": outcome.status,
+            "cached": outcome.cached,
+            "executor": self.executor.name,
+            "caller": caller,
+            "timings": {
+                "run_s": result.wall_s if result else 0.0,
+                "total_s": time.perf_counter() - started,
+            },
+            "finished_at": time.time(),
+        }

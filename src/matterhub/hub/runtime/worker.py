@@ -1,0 +1,157 @@
+"""The warm worker: runs inside a servable's own environment (and sandbox); stdlib only.
+
+`python worker.py SHIM FILES_DIR DOCUMENT MEMORY_MB` loads the servable once through the hub's
+shim, then answers length-prefixed JSON frames on its inherited pipes (fd 0 in, fd 1 out):
+
+    request  {"calls": [{"inputs", "parameters", "method"?}], "debug": bool, "cpu_s": float}
+    reply    {"results": [{"ok", "output" | "error_type", "error", "traceback", "wall_s",
+                           "stdout"?, "stderr"?}], "recycle": bool}
+
+A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON. The servable's own
+prints go to stderr (a log file the host keeps), or are captured per call with `debug`. Limits
+are applied to this process: an address-space cap (a MemoryError, after which the worker asks
+to be replaced) and a CPU-time budget per call (SIGXCPU ends the worker when it is spent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import resource
+import struct
+import sys
+import time
+import traceback
+from typing import Any, BinaryIO
+
+_HEADER = struct.Struct(">I")
+
+
+def read_frame(stream: BinaryIO) -> Any:
+    """One frame from `stream`, or None at end of input."""
+    head = stream.read(4)
+    if len(head) < 4:
+        return None
+    (size,) = _HEADER.unpack(head)
+    body = stream.read(size)
+    return json.loads(body)
+
+
+def write_frame(stream: BinaryIO, value: Any) -> None:
+    """One frame to `stream`, flushed."""
+    body = json.dumps(value, separators=(",", ":")).encode()
+    stream.write(_HEADER.pack(len(body)) + body)
+    stream.flush()
+
+
+def _limit_memory(memory_mb: int) -> None:
+    if memory_mb > 0:
+        cap = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def _cpu_budget(seconds: float) -> None:
+    """Let the next call use `seconds` more CPU time; SIGXCPU (fatal) when it uses more."""
+    if seconds <= 0:
+        return
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = usage.ru_utime + usage.ru_stime
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = int(used + seconds) + 1
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _load_shim(path: str) -> Any:
+    spec = importlib.util.spec_from_file_location("matterhub_shim", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "error_type": type(exc).__name__,
+        "error": str(exc),
+        "traceback": traceback.format_exc(limit=20),
+    }
+
+
+def _call(runner: Any, shim: Any, call: dict[str, Any], debug: bool) -> dict[str, Any]:
+    start = time.perf_counter()
+    out, err = io.StringIO(), io.StringIO()
+    capture = (
+        (contextlib.redirect_stdout(out), contextlib.redirect_stderr(err))
+        if debug
+        else (contextlib.nullcontext(), contextlib.nullcontext())
+    )
+    try:
+        with capture[0], capture[1]:
+            value = runner(call.get("inputs"), call.get("parameters") or {})
+            reply: dict[str, Any] = {"ok": True, "output": shim.jsonable(value)}
+    except MemoryError as exc:
+        reply = _error(exc)
+        reply["error"] = str(exc) or "the servable ran out of memory"
+    except Exception as exc:
+        reply = _error(exc)
+    reply["wall_s"] = time.perf_counter() - start
+    if debug:
+        reply["stdout"], reply["stderr"] = out.getvalue(), err.getvalue()
+    return reply
+
+
+def main(argv: list[str]) -> int:
+    """Load the servable, say ready, then answer frames until stdin closes."""
+    shim_path, files_dir, document_path, memory_mb = argv[0], argv[1], argv[2], int(argv[3])
+    stdin = os.fdopen(os.dup(0), "rb")
+    stdout = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)  # the servable cannot read the protocol…
+    os.dup2(2, 1)  # …nor write into it: its prints go to stderr
+    _limit_memory(memory_mb)
+    start = time.perf_counter()
+    runners: dict[str, Any] = {}
+    try:
+        shim = _load_shim(shim_path)
+        with open(document_path) as handle:
+            document = json.load(handle)
+        runners["run"] = shim.load(document, _path(files_dir))
+    except BaseException as exc:
+        write_frame(stdout, {"ready": False, **_error(exc)})
+        return 1
+    write_frame(stdout, {"ready": True, "load_s": time.perf_counter() - start, "pid": os.getpid()})
+    while True:
+        request = read_frame(stdin)
+        if request is None:
+            return 0
+        debug = bool(request.get("debug"))
+        results, recycle = [], False
+        for call in request.get("calls", []):
+            method = call.get("method") or "run"
+            if method not in runners:
+                try:
+                    runners[method] = shim.load(document, _path(files_dir), method)
+                except Exception as exc:
+                    results.append(_error(exc))
+                    continue
+            _cpu_budget(float(request.get("cpu_s") or 0))
+            reply = _call(runners[method], shim, call, debug)
+            recycle = recycle or reply.get("error_type") == "MemoryError"
+            results.append(reply)
+        write_frame(stdout, {"results": results, "recycle": recycle})
+
+
+def _path(text: str) -> Any:
+    from pathlib import Path
+
+    return Path(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,486 @@
+"""Run tasks: durable async runs and batches, result retrieval with a TTL, and provenance.
+
+Every run is a row of the catalog's `tasks` table. An asynchronous run (`kind = hub.run`) is
+written before its 202 is returned, claimed by the worker threads here in batches (up to
+`claim_size` rows per transaction, leases as in `jobs/`), executed a frame of calls at a time on
+one warm worker, and finished in one bulk update. On start, runs left `running` by a stopped
+server go back to `received` (JobQueue.recover); a run tried `max_attempts` times (its worker
+crashed or the server stopped each time) fails with that reason — never lost, never hanging.
+A synchronous run (`hub.run.sync`) is recorded write-behind: rows are inserted in batches every
+`flush_s` by one thread, and reads see rows not yet written. Rows expire `ttl_s` after they end.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, insert, or_, select, update
+
+from matterhub.catalog import Catalog
+from matterhub.catalog.models import Task
+from matterhub.core.errors import InvalidInput, NotFound
+from matterhub.core.identity import SYSTEM_IDENTITY, Identity
+from matterhub.hub.runtime.service import (
+    RunOutcome,
+    RunRequest,
+    RunService,
+    Target,
+    caller_of,
+    new_task_id,
+)
+from matterhub.jobs import JobQueue
+
+__all__ = ["KIND_ASYNC", "KIND_BATCH", "KIND_SYNC", "TaskService"]
+
+log = logging.getLogger(__name__)
+KIND_ASYNC, KIND_SYNC, KIND_BATCH = "hub.run", "hub.run.sync", "hub.batch"
+_KINDS = (KIND_ASYNC, KIND_SYNC, KIND_BATCH)
+_FRAME = 64  # calls per worker frame
+_MAX_OUTPUT_KEPT = 1 << 20  # a sync run's output is stored with its record up to this size
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TaskService:
+    """Async submit, batch, status, result and provenance of runs, on the catalog."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        runs: RunService,
+        jobs: JobQueue,
+        *,
+        ttl_s: float = 7 * 86400,
+        threads: int = 2,
+        claim_size: int = 256,
+        lease_s: float = 300.0,
+        max_attempts: int = 3,
+        flush_s: float = 0.05,
+    ) -> None:
+        self._catalog = catalog
+        self.runs = runs
+        self._jobs = jobs
+        self.ttl = timedelta(seconds=ttl_s)
+        self._threads_n = threads
+        self._claim_size = claim_size
+        self._lease = timedelta(seconds=lease_s)
+        self._max_attempts = max_attempts
+        self._flush_s = flush_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._claim_lock = threading.Lock()
+        self._pending: dict[str, dict[str, Any]] = {}  # sync records not yet written
+        self._pending_lock = threading.Lock()
+        self._flushed = threading.Event()
+        self._targets: dict[str, Target] = {}
+        runs.record = self._record_sync
+
+    # lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Re-queue runs a stopped server left running, then start the worker threads."""
+        if self._threads:
+            return
+        self._stop.clear()
+        recovered = self._jobs.recover([KIND_ASYNC])
+        if recovered:
+            log.warning("re-queued %d run task(s) a stopped server left running", recovered)
+        loops = [(self._work, f"hub-runs-{i}") for i in range(self._threads_n)]
+        loops += [(self._flush_loop, "hub-run-records"), (self._purge_loop, "hub-run-expiry")]
+        for target, name in loops:
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the frames in progress, write pending records, stop the threads."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=timeout)
+        self._threads = []
+        self._flush()
+
+    # sync records (write-behind) -------------------------------------------------------------
+
+    def _record_sync(self, outcome: RunOutcome, identity: Identity) -> None:
+        now = _now()
+        body = orjson.dumps(outcome.output, option=orjson.OPT_SERIALIZE_NUMPY)
+        result: dict[str, Any] = {"provenance": outcome.provenance}
+        if outcome.ok and len(body) <= _MAX_OUTPUT_KEPT:
+            result["output"] = outcome.output
+        row = {
+            "id": outcome.task_id,
+            "kind": KIND_SYNC,
+            "status": outcome.status,
+            "owner_id": identity.user_id,
+            "servable_version_id": outcome.provenance.get("version_id"),
+            "payload": {"servable": outcome.provenance.get("servable"), "asynchronous": False},
+            "result": result,
+            "error": outcome.error,
+            "attempts": 1,
+            "created_at": now,
+            "started_at": now,
+            "finished_at": now,
+            "expires_at": now + self.ttl,
+        }
+        with self._pending_lock:
+            self._pending[outcome.task_id] = row
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self._flush_s):
+            try:
+                self._flush()
+            except Exception:  # the catalog may be briefly busy; the rows stay pending
+                log.exception("could not write run records")
+
+    def _flush(self) -> None:
+        with self._pending_lock:
+            rows = list(self._pending.values())
+        if rows:
+            # Core executemany, not the ORM: this runs for every synchronous run.
+            with self._catalog.transaction() as session:
+                session.execute(insert(Task.__table__), rows)  # type: ignore[arg-type]
+            with self._pending_lock:
+                for row in rows:
+                    self._pending.pop(row["id"], None)
+
+    # async submit ----------------------------------------------------------------------------
+
+    def submit(
+        self, identity: Identity, ref: str, requests: list[RunRequest], *, batch: bool = False
+    ) -> dict[str, Any]:
+        """Record runs (all validated first) and queue them; memoized ones finish at once.
+
+        Returns `{task_ids, batch_id?}`. Raises InvalidInput naming `batch[i].…` for bad input.
+        """
+        if not requests:
+            raise InvalidInput("a batch needs at least one input", field="inputs")
+        target = self.runs.resolve(identity, ref, requests[0].version)
+        prepared = []
+        for i, request in enumerate(requests):
+            path = f"batch[{i}]" if batch else "inputs"
+            call, hashes = self.runs.prepare(target, request, path)
+            prepared.append((request, call, hashes))
+        now = _now()
+        caller = caller_of(identity)
+        ids = [new_task_id() for _ in requests]
+        rows = []
+        for task_id, (request, call, hashes) in zip(ids, prepared, strict=True):
+            rows.append(
+                {
+                    "id": task_id,
+                    "kind": KIND_ASYNC,
+                    "status": "received",
+                    "owner_id": identity.user_id,
+                    "servable_version_id": target.runtime.version_id,
+                    "payload": {
+                        "servable": ref,
+                        "version": target.runtime.version,
+                        "inputs": call.inputs,
+                        "parameters": call.parameters,
+                        "method": call.method,
+                        "debug": request.debug,
+                        "caller": caller,
+                        **hashes,
+                    },
+                    "attempts": 0,
+                    "created_at": now,
+                }
+            )
+        out: dict[str, Any] = {"task_ids": ids}
+        with self._catalog.transaction() as session:
+            session.execute(insert(Task), rows)
+            if batch:
+                batch_id = new_task_id()
+                out["batch_id"] = batch_id
+                session.add(
+                    Task(
+                        id=batch_id,
+                        kind=KIND_BATCH,
+                        status="success",
+                        owner_id=identity.user_id,
+                        servable_version_id=target.runtime.version_id,
+                        payload={"servable": ref, "task_ids": ids},
+                        created_at=now,
+                        expires_at=now + 2 * self.ttl,
+                    )
+                )
+        self._wake.set()
+        return out
+
+    # the worker ------------------------------------------------------------------------------
+
+    def _claim(self) -> list[Task]:
+        now = _now()
+        lease = now + self._lease
+        claimable = or_(
+            Task.status == "received", (Task.status == "running") & (Task.lease_until < now)
+        )
+        with self._claim_lock, self._catalog.transaction() as session:
+            ids = session.scalars(
+                select(Task.id)
+                .where(Task.kind == KIND_ASYNC, claimable)
+                .order_by(Task.created_at)
+                .limit(self._claim_size)
+            ).all()
+            if not ids:
+                return []
+            session.execute(
+                update(Task)
+                .where(Task.id.in_(ids), claimable)
+                .values(
+                    status="running", attempts=Task.attempts + 1, lease_until=lease, started_at=now
+                )
+            )
+            rows = session.scalars(
+                select(Task).where(
+                    Task.id.in_(ids), Task.status == "running", Task.lease_until == lease
+                )
+            ).all()
+            for row in rows:
+                session.expunge(row)
+            return list(rows)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rows = self._claim()
+            except Exception:
+                log.exception("could not claim run tasks")
+                rows = []
+            if not rows:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            try:
+                self._execute(rows)
+            except Exception:  # never let the thread die; the rows' leases will run out
+                log.exception("run tasks failed unexpectedly")
+
+    def _execute(self, rows: list[Task]) -> None:
+        groups: dict[tuple[str, str, bool], list[Task]] = defaultdict(list)
+        updates: list[dict[str, Any]] = []
+        for row in rows:
+            p = row.payload
+            if row.attempts > self._max_attempts:
+                updates.append(
+                    self._failed(
+                        row,
+                        "Abandoned",
+                        (
+                            f"gave up after {self._max_attempts} attempts: the worker crashed "
+                            "or the server stopped during each"
+                        ),
+                    )
+                )
+                continue
+            groups[(p["servable"], p["version"], bool(p.get("debug")))].append(row)
+        for (ref, version, debug), members in groups.items():
+            try:
+                target = self._target(ref, version)
+            except NotFound as exc:
+                updates += [self._failed(r, "NotFound", exc.detail) for r in members]
+                continue
+            for start in range(0, len(members), _FRAME):
+                chunk = members[start : start + _FRAME]
+                updates += self._run_chunk(target, chunk, debug)
+                if len(updates) >= _FRAME * 4:
+                    self._finish(updates)
+                    updates = []
+        self._finish(updates)
+
+    def _target(self, ref: str, version: str) -> Target:
+        key = f"{ref}@{version}"
+        target = self._targets.get(key)
+        if target is None:
+            # Rights were checked when the run was submitted; the version is fixed since.
+            spec = self.runs.servables.runtime(SYSTEM_IDENTITY, ref, version=version)
+            target = self._targets[key] = self.runs.target(ref, spec)
+        return target
+
+    def _run_chunk(self, target: Target, chunk: list[Task], debug: bool) -> list[dict[str, Any]]:
+        from matterhub.hub.runtime.base import Call
+
+        calls = [
+            Call(r.payload["inputs"], r.payload["parameters"], r.payload.get("method", "run"))
+            for r in chunk
+        ]
+        hashes = [
+            {"input_hash": r.payload["input_hash"], "parameters_hash": r.payload["parameters_hash"]}
+            for r in chunk
+        ]
+        outcomes = self.runs.execute(
+            target, calls, hashes, {}, debug=debug, task_ids=[r.id for r in chunk]
+        )
+        now = _now()
+        out = []
+        for row, outcome in zip(chunk, outcomes, strict=True):
+            outcome.provenance["caller"] = row.payload.get("caller", {})
+            started = row.started_at.replace(tzinfo=UTC) if row.started_at else now
+            created = row.created_at.replace(tzinfo=UTC) if row.created_at else now
+            outcome.provenance["timings"]["queued_s"] = (started - created).total_seconds()
+            result: dict[str, Any] = {"provenance": outcome.provenance}
+            if outcome.ok:
+                result["output"] = outcome.output
+            if debug:
+                result["metadata"] = outcome.metadata()
+            out.append(
+                {
+                    "id": row.id,
+                    "status": outcome.status,
+                    "result": result,
+                    "error": outcome.error,
+                    "finished_at": now,
+                    "expires_at": now + self.ttl,
+                    "lease_until": None,
+                }
+            )
+        return out
+
+    def _failed(self, row: Task, kind: str, message: str) -> dict[str, Any]:
+        now = _now()
+        return {
+            "id": row.id,
+            "status": "failed",
+            "error": {"type": kind, "message": message},
+            "finished_at": now,
+            "expires_at": now + self.ttl,
+            "lease_until": None,
+        }
+
+    def _finish(self, updates: list[dict[str, Any]]) -> None:
+        if updates:
+            with self._catalog.transaction() as session:
+                session.execute(update(Task), updates)
+
+    # expiry ----------------------------------------------------------------------------------
+
+    def purge(self) -> int:
+        """Delete run records past their expiry; returns how many."""
+        with self._catalog.transaction() as session:
+            result = session.execute(
+                delete(Task).where(Task.kind.in_(_KINDS), Task.expires_at < _now())
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def _purge_loop(self) -> None:
+        while not self._stop.wait(60.0):
+            try:
+                self.purge()
+                if self.runs.files is not None:  # staged file inputs unused for a TTL
+                    self.runs.files.purge(self.ttl.total_seconds())
+            except Exception:
+                log.exception("could not purge expired run records")
+
+    # reads -----------------------------------------------------------------------------------
+
+    def _row(self, identity: Identity, task_id: str) -> dict[str, Any]:
+        with self._pending_lock:
+            pending = self._pending.get(task_id)
+        if pending is not None:
+            row = dict(pending)
+        else:
+            with self._catalog.transaction() as session:
+                task = session.get(Task, task_id)
+                if task is None or task.kind not in _KINDS:
+                    raise NotFound(f"no task {task_id!r}", field="task_id")
+                row = {
+                    c: getattr(task, c)
+                    for c in (
+                        "id",
+                        "kind",
+                        "status",
+                        "owner_id",
+                        "payload",
+                        "result",
+                        "error",
+                        "created_at",
+                        "started_at",
+                        "finished_at",
+                        "expires_at",
+                    )
+                }
+        mine = row["owner_id"] is None or row["owner_id"] == identity.user_id
+        if not (mine or identity.is_admin or identity.is_system):
+            raise NotFound(f"no task {task_id!r}", field="task_id")  # never confirm others'
+        expires = row.get("expires_at")
+        if expires is not None and expires.replace(tzinfo=UTC) < _now():
+            raise NotFound(f"task {task_id!r} has expired", field="task_id")
+        return row
+
+    def status(self, identity: Identity, task_id: str) -> dict[str, Any]:
+        """DLHub's task status: received, running, success or failed (with the exception)."""
+        row = self._row(identity, task_id)
+        if row["kind"] == KIND_BATCH:
+            return self.batch_status(identity, task_id)
+        out: dict[str, Any] = {
+            "task_id": row["id"],
+            "status": row["status"],
+            "servable": (row["payload"] or {}).get("servable"),
+            "asynchronous": row["kind"] == KIND_ASYNC,
+            "created_at": _iso(row["created_at"]),
+            "started_at": _iso(row["started_at"]),
+            "finished_at": _iso(row["finished_at"]),
+        }
+        result = row["result"] or {}
+        if row["status"] == "success" and "output" in result:
+            out["result"] = result["output"]
+        if row["error"]:
+            out["exception"] = {k: row["error"].get(k) for k in ("type", "message")}
+        if "metadata" in result:
+            out["metadata"] = result["metadata"]
+        return out
+
+    def provenance(self, identity: Identity, task_id: str) -> dict[str, Any]:
+        """What produced a result: version, environment, hashes, parameters, timings, caller."""
+        row = self._row(identity, task_id)
+        found: dict[str, Any] | None = (row["result"] or {}).get("provenance")
+        if found is None:
+            raise NotFound(f"task {task_id!r} has not finished", field="task_id")
+        return found
+
+    def batch_status(self, identity: Identity, batch_id: str) -> dict[str, Any]:
+        """Counts by status and each task's status (and result when done)."""
+        row = self._row(identity, batch_id)
+        if row["kind"] != KIND_BATCH:
+            raise NotFound(f"{batch_id!r} is not a batch", field="batch_id")
+        ids: list[str] = row["payload"]["task_ids"]
+        found: dict[str, dict[str, Any]] = {}
+        with self._catalog.transaction() as session:
+            for start in range(0, len(ids), 900):
+                part = ids[start : start + 900]
+                for task_id, status, result, error in session.execute(
+                    select(Task.id, Task.status, Task.result, Task.error).where(Task.id.in_(part))
+                ):
+                    entry: dict[str, Any] = {"status": status}
+                    if status == "success":
+                        entry["result"] = (result or {}).get("output")
+                    elif error:
+                        entry["exception"] = {k: error.get(k) for k in ("type", "message")}
+                    found[task_id] = entry
+        counts: dict[str, int] = defaultdict(int)
+        for entry in found.values():
+            counts[entry["status"]] += 1
+        done = counts.get("success", 0) + counts.get("failed", 0)
+        return {
+            "batch_id": batch_id,
+            "servable": row["payload"].get("servable"),
+            "total": len(ids),
+            "done": done == len(ids),
+            "counts": dict(counts),
+            "tasks": {i: found.get(i, {"status": "expired"}) for i in ids},
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.replace(tzinfo=UTC).isoformat() if value is not None else None

@@ -1,0 +1,148 @@
+"""Job records in the catalog's `tasks` table: enqueue, claim with a lease, finish, recover."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from matterhub.catalog import Catalog
+from matterhub.catalog.models import Task
+
+__all__ = ["OPEN", "Job", "JobQueue"]
+
+# A job is open until it succeeds or fails; "received" waits for a worker, "running" holds a lease.
+OPEN = ("received", "running")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed job: what to do (`kind` + `payload`) and how often it was tried."""
+
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    owner_id: str | None
+
+
+class JobQueue:
+    """Durable job queue over the catalog; any number of workers may claim from it."""
+
+    def __init__(self, catalog: Catalog, *, lease: timedelta = timedelta(minutes=5)) -> None:
+        self._catalog = catalog
+        self._lease = lease
+
+    @staticmethod
+    def add(
+        session: Session, kind: str, payload: dict[str, Any], *, owner_id: str | None = None
+    ) -> str:
+        """Record a job inside the caller's transaction, so it commits with what it belongs to."""
+        task = Task(kind=kind, status="received", payload=payload, owner_id=owner_id)
+        session.add(task)
+        session.flush()
+        return task.id
+
+    def enqueue(self, kind: str, payload: dict[str, Any], *, owner_id: str | None = None) -> str:
+        """Record a job in its own transaction; it is durable when this returns."""
+        with self._catalog.transaction() as session:
+            return self.add(session, kind, payload, owner_id=owner_id)
+
+    def claim(self, kinds: Sequence[str]) -> Job | None:
+        """Take the oldest waiting job of these kinds (or one whose lease ran out), or None."""
+        now = _now()
+        while True:
+            with self._catalog.transaction() as session:
+                row = session.execute(
+                    select(Task.id, Task.attempts)
+                    .where(Task.kind.in_(kinds), _claimable(now))
+                    .order_by(Task.created_at)
+                    .limit(1)
+                ).first()
+                if row is None:
+                    return None
+                # A conditional UPDATE: when two workers pick the same row, one wins.
+                won = session.execute(
+                    update(Task)
+                    .where(Task.id == row.id, Task.attempts == row.attempts, _claimable(now))
+                    .values(
+                        status="running",
+                        attempts=row.attempts + 1,
+                        lease_until=now + self._lease,
+                        started_at=now,
+                    )
+                )
+                if won.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
+                task = session.get(Task, row.id)
+                assert task is not None
+                session.refresh(task)
+                return Job(task.id, task.kind, dict(task.payload), task.attempts, task.owner_id)
+
+    def renew(self, job_ids: Sequence[str]) -> None:
+        """Extend the leases of jobs still running (the worker's heartbeat)."""
+        if not job_ids:
+            return
+        with self._catalog.transaction() as session:
+            session.execute(
+                update(Task)
+                .where(Task.id.in_(job_ids), Task.status == "running")
+                .values(lease_until=_now() + self._lease)
+            )
+
+    def complete(self, job_id: str, result: dict[str, Any] | None = None) -> None:
+        """Mark a job done with its result."""
+        self._finish(job_id, "success", result=result)
+
+    def fail(self, job_id: str, error: dict[str, Any]) -> None:
+        """Mark a job failed with `{type, message}`."""
+        self._finish(job_id, "failed", error=error)
+
+    def _finish(self, job_id: str, status: str, **values: Any) -> None:
+        with self._catalog.transaction() as session:
+            session.execute(
+                update(Task)
+                .where(Task.id == job_id)
+                .values(status=status, finished_at=_now(), lease_until=None, **values)
+            )
+
+    def recover(self, kinds: Sequence[str]) -> int:
+        """At start-up: jobs left running by a stopped process go back to the queue."""
+        with self._catalog.transaction() as session:
+            result = session.execute(
+                update(Task)
+                .where(Task.kind.in_(kinds), Task.status == "running")
+                .values(status="received", lease_until=None)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def open_payloads(self, kind: str) -> list[dict[str, Any]]:
+        """Payloads of the jobs of one kind not finished yet."""
+        with self._catalog.transaction() as session:
+            rows = session.scalars(
+                select(Task.payload).where(Task.kind == kind, Task.status.in_(OPEN))
+            ).all()
+        return [dict(p) for p in rows]
+
+    def get(self, job_id: str) -> Task | None:
+        """The job's row (detached), for status pages and tests."""
+        with self._catalog.transaction() as session:
+            task = session.get(Task, job_id)
+            if task is not None:
+                session.expunge(task)
+            return task
+
+
+def _claimable(now: datetime) -> Any:
+    return or_(
+        Task.status == "received",
+        (Task.status == "running") & (Task.lease_until < now),
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
