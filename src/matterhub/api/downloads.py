@@ -15,13 +15,21 @@ from urllib.parse import quote
 import anyio
 from starlette.background import BackgroundTask
 from starlette.concurrency import iterate_in_threadpool
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from matterhub.blobs import BlobStore
 from matterhub.publish import FileHandle
 
-__all__ = ["BLOCK", "FileDownload", "archive_chunks", "etag_matches", "parse_ranges"]
+__all__ = [
+    "BLOCK",
+    "FileDownload",
+    "archive_chunks",
+    "etag_matches",
+    "file_response",
+    "parse_ranges",
+]
 
 BLOCK = 4 << 20
 """Bytes per read and per ASGI message: large enough that per-message overhead vanishes."""
@@ -187,6 +195,19 @@ class FileDownload(Response):
                 yield chunk
         finally:
             os.close(fd)
+
+
+def file_response(handle: FileHandle, blobs: BlobStore, request: Request) -> FileDownload:
+    """A file of a version answering the request's method, `Range`, `If-None-Match`, `If-Range`."""
+    return FileDownload(
+        handle,
+        blobs,
+        method=request.method,
+        range_header=request.headers.get("range"),
+        if_none_match=request.headers.get("if-none-match"),
+        if_range=request.headers.get("if-range"),
+        filename=handle.path.rsplit("/", 1)[-1],
+    )
 
 
 def archive_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:

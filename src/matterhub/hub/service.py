@@ -26,14 +26,14 @@ from sqlalchemy.orm import Session
 
 from matterhub.blobs import BlobStore
 from matterhub.catalog.database import Catalog
-from matterhub.catalog.models import Build, Group, Servable, ServableVersion, User, new_id, utcnow
+from matterhub.catalog.models import Build, Servable, ServableVersion, User, new_id, utcnow
+from matterhub.catalog.principals import resolve_principals
 from matterhub.catalog.repositories import UserRepository
 from matterhub.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from matterhub.core.identity import (
     PUBLIC,
     SYSTEM_IDENTITY,
     Identity,
-    group_principal,
     user_principal,
 )
 from matterhub.core.policy import Policy
@@ -219,27 +219,7 @@ class ServableService:
     @staticmethod
     def _principals(session: Session, values: list[str], field: str) -> list[str]:
         """`public`, principal URNs, or the shorthands `user:<name>` / `group:<name>`."""
-        out = []
-        for i, value in enumerate(values):
-            if value == PUBLIC or value.startswith(("urn:matterhub:user:", "urn:matterhub:group:")):
-                out.append(value)
-            elif value.startswith("user:"):
-                uid = session.scalar(select(User.id).where(User.username == value[5:]))
-                if uid is None:
-                    raise InvalidInput(f"no user named {value[5:]!r}", field=f"{field}[{i}]")
-                out.append(user_principal(uid))
-            elif value.startswith("group:"):
-                gid = session.scalar(select(Group.id).where(Group.name == value[6:]))
-                if gid is None:
-                    raise InvalidInput(f"no group named {value[6:]!r}", field=f"{field}[{i}]")
-                out.append(group_principal(gid))
-            else:
-                raise InvalidInput(
-                    f"{value!r} is not a principal: use 'public', 'user:<name>', 'group:<name>' "
-                    "or a urn:matterhub: URN",
-                    field=f"{field}[{i}]",
-                )
-        return out
+        return resolve_principals(session, values, field=field)
 
     @staticmethod
     def _next_version(session: Session, servable: Servable) -> str:

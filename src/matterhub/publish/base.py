@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from matterhub.blobs import BlobStore
 from matterhub.catalog import Catalog
-from matterhub.catalog.models import Dataset, DatasetFile, DatasetVersion, Group, User
+from matterhub.catalog.models import Dataset, DatasetFile, DatasetVersion, Group
+from matterhub.catalog.principals import resolve_principals
 from matterhub.core.citations import CitedVersion
 from matterhub.core.datasets import VersionAccess, VersionPublic, parse_source_id, version_access
 from matterhub.core.errors import Conflict, InvalidInput, NotFound
-from matterhub.core.identity import PUBLIC, Identity, group_principal, user_principal
+from matterhub.core.identity import PUBLIC, Identity, group_principal
 from matterhub.core.policy import Action, Policy
 from matterhub.publish.pid import PIDProvider
 
@@ -129,27 +130,7 @@ class ServiceBase:
         self, session: Session, values: Iterable[str], *, field: str
     ) -> list[str]:
         """Accept principal URNs, `public`, and the shorthands `user:<name>` / `group:<name>`."""
-        out: list[str] = []
-        for i, value in enumerate(values):
-            if value == PUBLIC or value.startswith(("urn:matterhub:user:", "urn:matterhub:group:")):
-                out.append(value)
-            elif value.startswith("user:"):
-                uid = session.scalar(select(User.id).where(User.username == value[5:]))
-                if uid is None:
-                    raise InvalidInput(f"no user named {value[5:]!r}", field=f"{field}[{i}]")
-                out.append(user_principal(uid))
-            elif value.startswith("group:"):
-                gid = session.scalar(select(Group.id).where(Group.name == value[6:]))
-                if gid is None:
-                    raise InvalidInput(f"no group named {value[6:]!r}", field=f"{field}[{i}]")
-                out.append(group_principal(gid))
-            else:
-                raise InvalidInput(
-                    f"{value!r} is not a principal: use 'public', 'user:<name>', "
-                    "'group:<name>' or a urn:matterhub: URN",
-                    field=f"{field}[{i}]",
-                )
-        return list(dict.fromkeys(out))
+        return resolve_principals(session, values, field=field)
 
     def _cited(self, ver: DatasetVersion) -> CitedVersion:
         return CitedVersion(

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from matterhub.api.deps import ServicesDep
-from matterhub.api.downloads import FileDownload, archive_chunks
+from matterhub.api.downloads import archive_chunks, file_response
 from matterhub.bootstrap import Services
 from matterhub.core.datasets import ManifestEntry, VersionPublic
 from matterhub.core.errors import MatterHubError, NotFound
@@ -144,15 +144,7 @@ async def download(
 ) -> Response:
     """Download a file with the browser's session (ranges and ETags as in the API)."""
     handle = await run_in_threadpool(services.datasets.open_file, session.identity, sid, path)
-    return FileDownload(
-        handle,
-        services.blobs,
-        method=request.method,
-        range_header=request.headers.get("range"),
-        if_none_match=request.headers.get("if-none-match"),
-        if_range=request.headers.get("if-range"),
-        filename=path.rsplit("/", 1)[-1],
-    )
+    return file_response(handle, services.blobs, request)
 
 
 @router.get("/datasets/{sid}/download.zip")

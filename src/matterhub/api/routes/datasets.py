@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from matterhub.api.deps import CurrentIdentity, ServicesDep
-from matterhub.api.downloads import BLOCK, FileDownload, archive_chunks
+from matterhub.api.downloads import BLOCK, archive_chunks, file_response
 from matterhub.api.errors import ERROR_RESPONSES
 from matterhub.core.citations import FORMATS
 from matterhub.core.datasets import DatasetPublic, ManifestEntry, UploadPublic, VersionPublic
@@ -315,15 +315,7 @@ async def download(
 ) -> Response:
     """Supports `Range` (single and multiple), `If-None-Match` and `If-Range`; ETag = SHA-512."""
     handle = await run_in_threadpool(_svc(services).open_file, identity, sid, path)
-    return FileDownload(
-        handle,
-        services.blobs,
-        method=request.method,
-        range_header=request.headers.get("range"),
-        if_none_match=request.headers.get("if-none-match"),
-        if_range=request.headers.get("if-range"),
-        filename=path.rsplit("/", 1)[-1],
-    )
+    return file_response(handle, services.blobs, request)
 
 
 @router.put(
