@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from matterhub.blobs import BlobStore, open_blobs
 from matterhub.catalog import Catalog, open_catalog
 from matterhub.catalog.accounts import AccountService
 from matterhub.connect.collectors import CollectorContext, load_collectors
 from matterhub.connect.dispatch import load_dispatchers
+from matterhub.connect.extractors.registry import run_extractors
 from matterhub.connect.notify import EmailNotifier, Notifier, WebhookNotifier
 from matterhub.connect.service import ConnectService
 from matterhub.core.errors import InvalidInput
@@ -138,6 +142,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         organizations=_organizations(settings),
         notifiers=_notifiers(settings),
         jobs=jobs,
+        extract=_extract(settings),
     )
     servables = _servables(settings, catalog, blobs, policy, search)
     runs = _runs(settings, servables)
@@ -156,6 +161,15 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         runs=runs,
         tasks=TaskService(catalog, runs, jobs, ttl_s=settings.hub_results_ttl_s),
     )
+
+
+def _extract(settings: Settings) -> Callable[..., Any]:
+    """Connect's extraction: on warm local processes, or as Ray tasks with a `ray:` executor."""
+    if not settings.executor.startswith("ray"):
+        return run_extractors
+    from matterhub.connect.extractors.ray_pool import RayExtractorPool
+
+    return functools.partial(run_extractors, pool=RayExtractorPool(settings.executor))
 
 
 def _runs(settings: Settings, servables: ServableService) -> RunService:

@@ -14,11 +14,9 @@ operator allows them, and a file larger than `max_bytes` is refused (413).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 import re
 import shutil
-import socket
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,6 +28,7 @@ import httpx
 
 from matterhub.core.errors import InvalidInput, PayloadTooLarge, StorageError
 from matterhub.core.types import types_used
+from matterhub.netguard import UnresolvableHost, private_address
 
 __all__ = ["MARKER", "InputFiles", "has_files", "localize"]
 
@@ -137,24 +136,15 @@ class InputFiles:
         if self.allow_private:
             return
         try:
-            infos = socket.getaddrinfo(parsed.hostname, parsed.port or None)
-        except socket.gaierror as exc:
-            raise InvalidInput(f"cannot resolve {parsed.hostname}: {exc}", field=field) from exc
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if (
-                address.is_private
-                or address.is_loopback
-                or address.is_link_local
-                or address.is_reserved
-                or address.is_multicast
-                or address.is_unspecified
-            ):
-                raise InvalidInput(
-                    f"{url} points at a private address; an administrator can allow it "
-                    "(MATTERHUB_CONNECT_ALLOW_PRIVATE_URLS)",
-                    field=field,
-                )
+            bad = private_address(parsed.hostname, parsed.port or None)
+        except UnresolvableHost as exc:
+            raise InvalidInput(str(exc), field=field) from exc
+        if bad is not None:
+            raise InvalidInput(
+                f"{url} points at a private address; an administrator can allow it "
+                "(MATTERHUB_CONNECT_ALLOW_PRIVATE_URLS)",
+                field=field,
+            )
 
     def purge(self, older_than_s: float) -> int:
         """Remove staged files not used for `older_than_s`; returns how many."""

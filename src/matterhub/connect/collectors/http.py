@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
@@ -18,6 +16,7 @@ from matterhub.connect.collectors.base import (
     stage_path,
 )
 from matterhub.core.errors import InvalidInput, StorageError
+from matterhub.netguard import UnresolvableHost, private_address
 
 __all__ = ["HttpCollector"]
 
@@ -32,22 +31,15 @@ def _check_host(url: str, *, allow_private: bool) -> None:
     if allow_private:
         return
     try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise StorageError(f"cannot resolve {host}: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_reserved
-        ):
-            raise InvalidInput(
-                f"{url} points at a private address; an administrator can allow it "
-                "(setting MATTERHUB_CONNECT_ALLOW_PRIVATE_URLS)",
-                field="data_sources",
-            )
+        bad = private_address(host)
+    except UnresolvableHost as exc:
+        raise StorageError(str(exc)) from exc
+    if bad is not None:
+        raise InvalidInput(
+            f"{url} points at a private address; an administrator can allow it "
+            "(setting MATTERHUB_CONNECT_ALLOW_PRIVATE_URLS)",
+            field="data_sources",
+        )
 
 
 class HttpCollector(Collector):
