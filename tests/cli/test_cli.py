@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -60,7 +61,12 @@ async def test_cli_user_gets_a_token_that_whoami_accepts(tmp_path: Path) -> None
         token_id = token.split("_")[1]
         code, output = run(tmp_path, "token", "revoke", token_id)
         assert code == 0 and "Revoked" in output
-        again = await client.get("/api/whoami", headers={"Authorization": f"Bearer {token}"})
+        # The CLI is another process: the server's 2 s verified-token cache may answer until then.
+        for _ in range(40):
+            again = await client.get("/api/whoami", headers={"Authorization": f"Bearer {token}"})
+            if again.status_code == 401:
+                break
+            await asyncio.sleep(0.1)
         assert again.status_code == 401 and "revoked" in again.json()["detail"]
 
 

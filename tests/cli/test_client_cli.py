@@ -159,3 +159,27 @@ def test_submit_watch_status_and_curate(
     assert both.exit_code == 2 and "exactly one" in both.output
     refused = cli("curate", source_id, "--accept")
     assert refused.exit_code == 2  # carol is no curator
+
+
+def test_submit_uploads_local_paths_unless_hub_paths(
+    cli: Callable[..., Any], hub: tuple[str, Services], tmp_path: Path
+) -> None:
+    base, services = hub
+    token = token_for(services, "erin")
+    assert cli("login", "--url", base, "--token", token).exit_code == 0
+    (tmp_path / "matterhub.yaml").write_text(
+        "title: Uploaded by the CLI\nauthors: [Erin Eyre]\ndata_sources: [incoming]\n"
+    )
+    done = cli("submit", str(tmp_path / "matterhub.yaml"), "--watch")
+    assert done.exit_code == 0, done.output
+    source_id = done.output.split("Submitted:")[1].split()[0]
+    paths = {f.path for f in services.datasets.manifest(SYSTEM_IDENTITY, source_id)}
+    assert "incoming/notes.txt" in paths
+    on_hub = cli(
+        "submit", "--title", "Named on the hub", "--author", "Erin Eyre",
+        "--data", str(tmp_path / "incoming"), "--hub-paths", "--watch",
+    )  # fmt: skip
+    assert on_hub.exit_code == 0, on_hub.output
+    hub_id = on_hub.output.split("Submitted:")[1].split()[0]
+    paths = {f.path for f in services.datasets.manifest(SYSTEM_IDENTITY, hub_id)}
+    assert "notes.txt" in paths and "incoming/notes.txt" not in paths

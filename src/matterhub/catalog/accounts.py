@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -88,6 +89,7 @@ class AccountService:
         *,
         default_token_ttl: timedelta | None = timedelta(days=365),
         hasher: PasswordHasher | None = None,
+        identity_ttl_s: float = 2.0,
     ) -> None:
         self._catalog = catalog
         self._policy = policy
@@ -98,6 +100,13 @@ class AccountService:
         # expiry and account state are still read from the catalog on every request.
         self._verified: OrderedDict[bytes, str] = OrderedDict()
         self._verified_lock = threading.Lock()
+        # A verified token's identity is kept for `identity_ttl_s` (keyed by the token's
+        # digest), so a burst of runs costs one catalog read, not one per request. Revoking a
+        # token or changing a group's members here drops every kept identity at once; a change
+        # made by another process (the CLI, another server) takes effect within the TTL.
+        self._identity_ttl_s = identity_ttl_s
+        self._identities: dict[bytes, tuple[float, datetime | None, Identity]] = {}
+        self._identities_generation = 0  # bumped by forget_identities (after the commit)
         self._dummy: str | None = None
 
     # users ---------------------------------------------------------------------------------
@@ -177,7 +186,9 @@ class AccountService:
             self._require_group_manager(identity, groups, group)
             groups.add_member(group, UserRepository(session).require(username), role=role)
             session.expire(group)
-            return _group_public(groups.require(group_name))
+            public = _group_public(groups.require(group_name))
+        self.forget_identities()
+        return public
 
     def remove_member(self, identity: Identity, group_name: str, username: str) -> GroupPublic:
         """Remove a user from a group (administrators and the group's managers)."""
@@ -187,7 +198,9 @@ class AccountService:
             self._require_group_manager(identity, groups, group)
             groups.remove_member(group, UserRepository(session).require(username))
             session.expire(group)
-            return _group_public(groups.require(group_name))
+            public = _group_public(groups.require(group_name))
+        self.forget_identities()
+        return public
 
     def list_groups(self, identity: Identity) -> list[GroupPublic]:
         """All groups for administrators; the caller's own groups otherwise."""
@@ -247,7 +260,9 @@ class AccountService:
                 raise NotFound(f"no token {token_id!r}", field="token_id")
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
-            return _token_public(row)
+            public = _token_public(row)
+        self.forget_identities()
+        return public
 
     def list_tokens(self, identity: Identity, username: str) -> list[TokenPublic]:
         """A user's tokens (never their secrets): yourself, or anyone for administrators."""
@@ -358,6 +373,10 @@ class AccountService:
             raise Unauthenticated("malformed API token: expected 'mh_<id>_<secret>'")
         digest = hashlib.sha256(bearer.encode()).digest()
         now = utcnow()
+        kept = self.kept_identity(bearer)
+        if kept is not None:
+            return kept
+        generation = self._identities_generation
         with self._catalog.transaction() as session:
             row = TokenRepository(session).get(token_id)
             if row is None or not self._secret_matches(row, secret, digest):
@@ -373,12 +392,40 @@ class AccountService:
                 raise Unauthenticated("this account is disabled")
             if row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION:
                 row.last_used_at = now
-            return Identity(
+            identity = Identity(
                 user_id=row.user.id,
                 username=row.user.username,
                 group_ids=UserRepository(session).group_ids(row.user.id),
                 is_admin=row.user.is_admin,
             )
+            expires_at = row.expires_at
+        with self._verified_lock:
+            # (a read that overlapped a revocation or membership change is not kept)
+            if self._identity_ttl_s > 0 and generation == self._identities_generation:
+                if len(self._identities) > _VERIFIED_CACHE_SIZE:
+                    self._identities.clear()
+                ttl = time.monotonic() + self._identity_ttl_s
+                self._identities[digest] = (ttl, expires_at, identity)
+        return identity
+
+    def kept_identity(self, bearer: str) -> Identity | None:
+        """The identity `authenticate` kept for this token, if still fresh; None otherwise.
+
+        Never reads the catalog, so it may be called on the event loop; on None, call
+        `authenticate` (which checks the token and keeps its identity again).
+        """
+        kept = self._identities.get(hashlib.sha256(bearer.encode()).digest())
+        if kept is None or kept[0] <= time.monotonic():
+            return None
+        if kept[1] is not None and kept[1] <= utcnow():
+            return None
+        return kept[2]
+
+    def forget_identities(self) -> None:
+        """Drop every kept token identity (after a revocation or a membership change)."""
+        with self._verified_lock:
+            self._identities_generation += 1
+            self._identities = {}
 
     def whoami(self, identity: Identity) -> WhoAmI:
         """Describe the caller."""

@@ -264,9 +264,17 @@ def submit(
     test: Annotated[bool, typer.Option("--test", help="Test submission.")] = False,
     curation: Annotated[bool, typer.Option("--curation", help="Hold for a curator.")] = False,
     watch: Annotated[bool, typer.Option("--watch", help="Show the steps live until done.")] = False,
+    hub_paths: Annotated[
+        bool,
+        typer.Option(
+            "--hub-paths",
+            help="Local paths name files on the hub's machine (its allowed roots); "
+            "by default they are uploaded.",
+        ),
+    ] = False,
     profile: ProfileOpt = None,
 ) -> None:
-    """Submit a dataset from a matterhub.yaml manifest and/or flags."""
+    """Submit a dataset from a matterhub.yaml manifest and/or flags; local files are uploaded."""
     spec = _manifest(manifest) if manifest else {}
     client = _client(profile)
     sub = ConnectClient(client, test=bool(spec.get("test", False)) or test)
@@ -290,7 +298,7 @@ def submit(
         sub.set_source_name(spec["source_name"])
     for project, block in (spec.get("projects") or {}).items():
         sub.set_project_block(project, block)
-    result = sub.submit_dataset()
+    result = sub.submit_dataset(upload_local=not hub_paths)
     if not result["success"]:
         err.print(f"[red]error:[/red] {result['error']}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)

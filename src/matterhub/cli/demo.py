@@ -81,6 +81,8 @@ def run_demo(settings: Settings, *, console: Console, serve: bool = True) -> Non
         f"[bold]MatterHub demo[/bold] — data in {settings.data_dir}",
         "",
         f"  Home         {base}/",
+        f"  Search       {base}/search?q=Fe",
+        f"  Servables    {base}/servables",
         f"  API docs     {base}/docs",
         f"  Health       {base}/health",
         "",
@@ -125,9 +127,14 @@ def run_demo(settings: Settings, *, console: Console, serve: bool = True) -> Non
         lines += [
             "",
             f"Servable {servable}: a Δ-model correcting PBE bulk moduli toward experiment",
-            f"  {base}/api/servables/{servable}",
+            f"  {base}/servables/{servable}   (a page with a 'try it' form)",
             f"  curl '{base}/api/servables?q=bulk+modulus'",
+            f"  curl -H 'Content-Type: application/json' -d '{{\"inputs\": 100.0}}' "
+            f"{base}/servables/{servable}/run",
             f"  matterhub servable show {servable}",
+            f"  matterhub run {servable} --input 100.0 --debug",
+            f'  python -c "from matterhub import Client; '
+            f"print(Client('{base}').run('{servable}', 100.0))\"",
         ]
     # Plain lines, never boxed or cut: they are meant to be copied into a terminal.
     console.rule("MatterHub demo")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -387,6 +389,14 @@ register_client_commands(app)  # user-side: login, search, show, download, cite,
 register_run_commands(app)  # `matterhub run owner/name --input file.json`
 
 
+_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
 def main() -> None:
     """Console-script entry point."""
+    argv = sys.argv[1:]
+    completion = ("--show-completion", "--install-completion")
+    if len(argv) >= 2 and argv[0] in completion and argv[1] in _SHELLS:
+        # `--show-completion bash`: Typer's own switch to take the shell named, not detect it
+        os.environ["_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"] = "1"
     app(prog_name="matterhub")

@@ -30,8 +30,21 @@ def _value(text: str | None, what: str) -> Any:
 def run(
     name: Annotated[str, typer.Argument(help="The servable, owner/name.")],
     input_: Annotated[
-        str, typer.Option("--input", "-i", help="JSON file, JSON text, or - for stdin.")
-    ],
+        str | None, typer.Option("--input", "-i", help="JSON file, JSON text, or - for stdin.")
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="A .npy array as the input (sent as binary, not JSON)."),
+    ] = None,
+    upload: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--upload",
+            "-u",
+            help="A file input to upload (repeatable): PATH (alone, it is the input) or "
+            'PART=PATH, named in --input as {"upload": "PART"}.',
+        ),
+    ] = None,
     parameters: Annotated[
         str | None, typer.Option("--parameters", help="JSON object (file or text).")
     ] = None,
@@ -48,29 +61,68 @@ def run(
     ] = None,
 ) -> None:
     """Run a servable and print its output as JSON."""
+    given = [flag for flag, v in (("--input", input_), ("--file", file)) if v is not None]
+    if len(given) > 1 or not (given or upload):
+        raise typer.BadParameter("give one of --input, --file or --upload")
     client = Client.from_config(profile)
-    inputs = _value(input_, "--input")
+    inputs = _value(input_, "--input") if file is None else _npy(file)
     params = _value(parameters, "--parameters")
+    files = _uploads(upload or [])
+    extra: dict[str, Any] = {"files": files, "binary": file is not None}
     try:
         if batch:
             done = client.run_batch(name, inputs, params, wait=True, version=version)
             answer: Any = [done["tasks"][i].get("result") for i in done["tasks"]]
         elif asynchronous:
-            future = client.run(name, inputs, params, asynchronous=True, version=version)
+            future = client.run(name, inputs, params, asynchronous=True, version=version, **extra)
             answer = {"task_id": future.task_id}
             future.cancel()
         elif debug:
-            value, meta = client.run(name, inputs, params, debug=True, version=version)
+            value, meta = client.run(name, inputs, params, debug=True, version=version, **extra)
             answer = {"output": value, "metadata": meta}
         else:
-            answer = client.run(name, inputs, params, version=version)
+            answer = client.run(name, inputs, params, version=version, **extra)
     except RemoteServableError as exc:
         typer.echo(f"error: the servable failed: {exc}", err=True)
         raise typer.Exit(1) from None
     except ClientError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(json.dumps(answer, indent=2))
+    except OSError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        client.close()
+    typer.echo(json.dumps(answer, indent=2, default=_plain))
+
+
+def _npy(path: Path) -> Any:
+    try:
+        import numpy as np
+    except ImportError as exc:  # pragma: no cover - numpy comes with the ml/materials extras
+        raise typer.BadParameter("--file needs numpy installed") from exc
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"--file {path}: not a .npy array ({exc})") from None
+
+
+def _uploads(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for i, value in enumerate(values):
+        part, sep, path = value.partition("=")
+        if not sep:
+            part, path = f"file{i}", value
+        if not Path(path).expanduser().is_file():
+            raise typer.BadParameter(f"--upload {value}: no such file")
+        out[part] = path
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    raise TypeError(f"cannot print {type(value).__name__} as JSON")
 
 
 def register_run_commands(app: typer.Typer) -> None:

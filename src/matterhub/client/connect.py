@@ -16,8 +16,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from matterhub.client.base import HTTPCore
+from matterhub.client.connect_api import ConnectMethods
 from matterhub.client.errors import APIError
+from matterhub.client.uploads import split_sources
 
 __all__ = ["ConnectClient", "ConnectMethods", "author_name"]
 
@@ -46,47 +47,15 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-class ConnectMethods(HTTPCore):
-    """Client methods over /connect: status, submissions and curation."""
-
-    def submit(self, submission: dict[str, Any]) -> dict[str, Any]:
-        """POST /connect/submit; returns the hub's answer (with `source_id`)."""
-        result: dict[str, Any] = self._json("POST", "/connect/submit", json=submission)
-        return result
-
-    def status(self, source_id: str) -> dict[str, Any]:
-        """A submission's status block: `status_list` of MDF's steps, `active`, `state`."""
-        doc: dict[str, Any] = self._json("GET", f"/connect/status/{source_id}")
-        block: dict[str, Any] = doc.get("status", doc)
-        return block
-
-    def submissions(self, filters: list[Any] | None = None) -> list[dict[str, Any]]:
-        """The caller's submissions (everyone's for administrators)."""
-        body = {"filters": filters or []}
-        doc = self._json("POST", "/connect/submissions", json=body, idempotent=True)
-        result: list[dict[str, Any]] = doc.get("submissions", [])
-        return result
-
-    def curation_tasks(self) -> list[dict[str, Any]]:
-        """Submissions waiting for a curator."""
-        result: list[dict[str, Any]] = self._json("GET", "/connect/curation/")["curation_tasks"]
-        return result
-
-    def curation_task(self, source_id: str) -> dict[str, Any]:
-        """The dataset entry, sample records and extraction summary of one waiting submission."""
-        result: dict[str, Any] = self._json("GET", f"/connect/curate/{source_id}")["curation_task"]
-        return result
-
-    def curate(self, source_id: str, action: str, reason: str) -> dict[str, Any]:
-        """Accept or reject a waiting submission (curators)."""
-        body = {"action": action, "reason": reason}
-        result: dict[str, Any] = self._json("POST", f"/connect/curate/{source_id}", json=body)
-        return result
-
-    def cancel(self, source_id: str) -> dict[str, Any]:
-        """Cancel a running submission."""
-        result: dict[str, Any] = self._json("POST", f"/connect/cancel/{source_id}")
-        return result
+_OPTIONAL_BLOCKS = (
+    "mdf", "mrr", "custom", "custom_desc", "projects", "index", "services", "tags", "links",
+    "dataset_acl", "data_destinations", "external_uri", "extraction_config",
+)  # fmt: skip
+# What a metadata-only update leaves out (as MDFConnectClient strips them).
+_NOT_METADATA = (
+    "data_sources", "test", "update", "data_destinations", "index", "extraction_config",
+    "services", "curation", "no_extract", "update_metadata_only",
+)  # fmt: skip
 
 
 class ConnectClient:
@@ -107,6 +76,13 @@ class ConnectClient:
         self.dataset_acl: list[str] = []
         self.curation = False
         self.no_extract = False
+        self.links: list[Any] = []
+        self.custom_desc: dict[str, str] = {}
+        self.data_destinations: list[str] = []
+        self.external_uri: str | None = None
+        self.mrr: dict[str, Any] = {}
+        self.extraction_config: dict[str, Any] = {}
+        self.update_metadata_only = False
 
     # -- building --------------------------------------------------------------------------
     def create_dc_block(
@@ -229,6 +205,65 @@ class ConnectClient:
         """Skip extraction (`no_extract`)."""
         self.no_extract = bool(passthrough)
 
+    def add_links(self, links: Any) -> None:
+        """Links of the dataset (`{type, doi, url, description, bibtex}` each); cumulative."""
+        self.links.extend(links if isinstance(links, list) else [links])
+
+    def clear_links(self) -> None:
+        """Remove the links added so far."""
+        self.links = []
+
+    def set_custom_descriptions(self, custom_descriptions: dict[str, str]) -> str | None:
+        """Descriptions of `custom` fields (records carry them as `<field>_desc`).
+
+        Returns an error string, as MDFConnectClient, when they are not plain JSON.
+        """
+        try:
+            json.dumps(custom_descriptions, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            return f"Error: Your custom descriptions are invalid: {exc!r}"
+        self.custom_desc.update({str(k): str(v) for k, v in custom_descriptions.items()})
+        return None
+
+    def set_update_metadata_only(self, metadata_only: bool) -> None:
+        """`submit_dataset` then sends only the metadata, to /connect/update/<source_id>:
+        the data stays, the dataset gets a new minor version."""
+        self.update_metadata_only = bool(metadata_only)
+
+    def add_data_destination(self, data_destination: Any) -> None:
+        """Recorded and sent for compatibility; MatterHub does not use it (MDF's Globus
+        endpoints): the hub stores the files itself and serves them over HTTPS."""
+        more = data_destination if isinstance(data_destination, list) else [data_destination]
+        self.data_destinations.extend(str(d) for d in more)
+
+    def clear_data_destinations(self) -> None:
+        """Remove the data destinations added so far."""
+        self.data_destinations = []
+
+    def set_external_uri(self, uri: str | None) -> None:
+        """A landing page outside MatterHub that also hosts the dataset."""
+        self.external_uri = uri or None
+
+    def clear_external_uri(self) -> None:
+        """Remove the external URI."""
+        self.external_uri = None
+
+    def create_mrr_block(self, mrr_data: dict[str, Any]) -> None:
+        """The Materials Resource Registry block (MRR schema metadata)."""
+        self.mrr = dict(mrr_data)
+
+    def set_extraction_config(self, config: dict[str, Any]) -> str | None:
+        """Extraction settings (`extractors`, `previews`, … — see docs/extractors.md).
+
+        Returns an error string, as MDFConnectClient, when the config is not plain JSON.
+        """
+        try:
+            json.dumps(config, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            return f"Error: Your extraction config is invalid: {exc!r}"
+        self.extraction_config = dict(config)
+        return None
+
     def get_submission(self) -> dict[str, Any]:
         """The submission document as it will be sent."""
         sub: dict[str, Any] = {
@@ -237,7 +272,7 @@ class ConnectClient:
             "test": self.test,
             "update": False,
         }
-        for key in ("mdf", "custom", "projects", "index", "services", "tags", "dataset_acl"):
+        for key in _OPTIONAL_BLOCKS:
             value = getattr(self, key)
             if value:
                 sub[key] = value
@@ -245,6 +280,8 @@ class ConnectClient:
             sub["curation"] = True
         if self.no_extract:
             sub["no_extract"] = True
+        if self.update_metadata_only:
+            sub["update_metadata_only"] = True
         return copy.deepcopy(sub)
 
     def reset_submission(self) -> None:
@@ -254,32 +291,106 @@ class ConnectClient:
         self.data_sources, self.tags, self.dataset_acl = [], [], []
         self.curation = False
         self.no_extract = False
+        self.links, self.custom_desc, self.data_destinations = [], {}, []
+        self.external_uri, self.mrr, self.extraction_config = None, {}, {}
+        self.update_metadata_only = False
 
     # -- calls -----------------------------------------------------------------------------
     def submit_dataset(
-        self, update: bool = False, submission: dict[str, Any] | None = None, reset: bool = False
+        self,
+        update: bool = False,
+        submission: dict[str, Any] | None = None,
+        reset: bool = False,
+        *,
+        upload_local: bool = True,
     ) -> dict[str, Any]:
-        """Submit; returns `{source_id, success, error, status_code}` as MDFConnectClient."""
+        """Submit; returns `{source_id, success, error, status_code}` as MDFConnectClient.
+
+        Data sources that are paths on this machine are streamed to the hub with the
+        submission (`/connect/submit/files`) unless `upload_local=False` (then they name paths
+        on the hub's machine, under its allowed roots). With `set_update_metadata_only(True)`
+        only the metadata goes, to `/connect/update/<source_id>`.
+        """
         if not submission:
-            if not update and self.source_id:
+            if not update and self.source_id and not self.update_metadata_only:
                 return self._failed("You have already submitted this dataset. Set update=True")
             submission = self.get_submission()
             submission["update"] = update
+        if submission.get("update_metadata_only"):
+            return self._metadata_only(submission, reset)
         incomplete = not submission.get("dc") or not submission.get("data_sources")
-        if incomplete and not submission.get("update_metadata_only"):
+        if incomplete:
             return self._failed("You must populate the dc and data blocks before submission.")
         try:
             json.dumps(submission, allow_nan=False)
         except ValueError as exc:
             return self._failed(f"The submission JSON is invalid: {exc!r}")
+        local, remote = split_sources(submission["data_sources"]) if upload_local else ([], [])
         try:
-            answer = self.client.submit(submission)
+            if local:
+                answer = self.client.submit_with_files(
+                    {**submission, "data_sources": remote}, local
+                )
+            else:
+                answer = self.client.submit(submission)
         except APIError as exc:
             return self._failed(exc.detail, exc.status)
+        except (OSError, ValueError) as exc:
+            return self._failed(f"cannot upload the local data: {exc}")
         self.source_id = answer.get("source_id")
         if reset:
             self.reset_submission()
         return {"source_id": self.source_id, "success": True, "error": None, "status_code": 202}
+
+    def _metadata_only(self, submission: dict[str, Any], reset: bool) -> dict[str, Any]:
+        """`update_metadata_only`: the latest version of this dataset gets the new metadata."""
+        source_id = self.source_id
+        name = (submission.get("mdf") or {}).get("source_name")
+        if name:
+            prefix = "_test_" if submission.get("test") and not name.startswith("_test_") else ""
+            try:
+                source_id = self.client.latest_source_id(prefix + name)
+            except APIError as exc:
+                return self._failed(exc.detail, exc.status)
+        if not source_id:
+            return self._failed(
+                "A metadata-only update needs the dataset: submit it first or set_source_name()."
+            )
+        answer = self.submit_dataset_metadata_update(source_id, submission, reset=reset)
+        if answer["success"]:
+            self.source_id = answer["source_id"]
+        return {**self._failed(answer["error"], answer["status_code"]), **answer}
+
+    def submit_dataset_metadata_update(
+        self, source_id: str, metadata_update: dict[str, Any] | None = None, reset: bool = False
+    ) -> dict[str, Any]:
+        """New metadata for a published dataset (same data): `{success, error, status_code,
+        source_id}`, the new minor version's source_id."""
+        body = copy.deepcopy(metadata_update) if metadata_update else self.get_submission()
+        for key in _NOT_METADATA:
+            body.pop(key, None)
+        mdf = body.get("mdf")
+        name = source_id.rsplit("_v", 1)[0]
+        if isinstance(mdf, dict) and mdf.get("source_name") in (name, name.removeprefix("_test_")):
+            body["mdf"] = {k: v for k, v in mdf.items() if k != "source_name"}  # unchanged
+        try:
+            json.dumps(body, allow_nan=False)
+        except ValueError as exc:
+            failed = f"The metadata update JSON is invalid: {exc!r}"
+            return {"success": False, "error": failed, "status_code": None, "source_id": None}
+        try:
+            answer = self.client.update_metadata(source_id, body)
+        except APIError as exc:
+            return {
+                "success": False,
+                "error": f"Error {exc.status} submitting dataset: {exc.detail}",
+                "status_code": exc.status,
+                "source_id": None,
+            }
+        if reset:
+            self.reset_submission()
+        new_id = answer.get("source_id")
+        return {"success": True, "error": None, "status_code": 202, "source_id": new_id}
 
     @staticmethod
     def _failed(error: str, status: int | None = None) -> dict[str, Any]:

@@ -278,11 +278,86 @@ class Forge(SearchMethods, QueryBuilder):
 
         yield from stream_texts(self.client, records, verbose=verbose)
 
+    def globus_download(
+        self,
+        results: Any,
+        dest: str | Path = ".",
+        dest_ep: str | None = None,
+        preserve_dir: bool = False,
+        download_datasets: bool = False,
+        verbose: bool = True,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Globus Transfer is not used by MatterHub: `{"success": False, "message": …}`.
+
+        The message points at `download()` (HTTPS, parallel, resumable, checksum-verified).
+        """
+        del results, dest, dest_ep, preserve_dir, download_datasets, kwargs
+        from matterhub.client.forge_info import GLOBUS_DOWNLOAD_MESSAGE
+
+        if verbose:
+            print(GLOBUS_DOWNLOAD_MESSAGE)
+        return {"success": False, "message": GLOBUS_DOWNLOAD_MESSAGE}
+
     def download(self, results_or_source_id: Any, dest: str | Path = ".", **kwargs: Any) -> Any:
         """Parallel, resumable, checksum-verified download; see `matterhub.client.downloads`."""
         from matterhub.client.downloads import download
 
         return download(self.client, results_or_source_id, Path(dest), **kwargs)
+
+    # -- describing ------------------------------------------------------------------------
+    def describe_field(
+        self, resource_type: str, field: str | None = None, raw: bool = False
+    ) -> dict[str, Any] | None:
+        """The schema of a `dataset` or `record` field (all fields when `field` is None).
+
+        Prints it, or with `raw=True` returns Forge's `{success, error, schema, status_code}`
+        plus `field_types`: the types this index holds under the field.
+        """
+        from matterhub.client.forge_info import describe_field, schema_lines
+
+        answer = describe_field(self.client, self.index, resource_type, field)
+        if raw:
+            return answer
+        if answer["error"]:
+            print(answer["error"])
+            return None
+        for line in schema_lines(answer["schema"]):
+            print(line)
+        if answer["field_types"]:
+            print("Indexed as:")
+            for path, kind in answer["field_types"].items():
+                print(f"  {path}: {kind}")
+        return None
+
+    def describe_organization(
+        self, organization: str, summary: bool = False, raw: bool = False
+    ) -> dict[str, Any] | None:
+        """An organisation as the index knows it: its datasets and record count.
+
+        `"list"` names every organisation, `"all"` describes each. Prints, or with `raw=True`
+        returns Forge's `{success, error, organization, status_code}`. `summary` leaves out
+        the list of datasets.
+        """
+        from matterhub.client.forge_info import describe_organization
+
+        answer = describe_organization(self.client, self.index, organization)
+        if raw:
+            return answer
+        if answer["error"]:
+            print(answer["error"])
+            return None
+        found = answer["organization"]
+        for org in found if isinstance(found, list) else [found]:
+            if not isinstance(org, dict):
+                print(org)
+                continue
+            print(f"\n {org['canonical_name']}")
+            print(f"- datasets: {org['dataset_count']}")
+            print(f"- records: {org['record_count']}")
+            if not summary and org["source_names"]:
+                print("- source_names: " + ", ".join(org["source_names"]))
+        return None
 
     # -- data frames -----------------------------------------------------------------------
     @staticmethod

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future
+from os import PathLike
 from typing import Any
 
 from matterhub.client.base import HTTPCore
 from matterhub.client.errors import APIError
+from matterhub.client.run_bodies import (
+    MSGPACK,
+    decode,
+    encode_binary,
+    file_parts,
+    find_paths,
+    request_json,
+)
 from matterhub.core.servables import parse_servable_ref
 
 __all__ = ["RemoteServableError", "RunMethods", "TaskPending"]
@@ -54,13 +64,22 @@ class RunMethods(HTTPCore):
         timeout: float | None = None,
         *,
         version: str | None = None,
+        files: Mapping[str, str | PathLike[str]] | None = None,
+        binary: bool = False,
     ) -> Any:
         """Run `owner/name` on `inputs`: the output, a Future (asynchronous) or (output, meta).
 
         `validate_input` also checks the input client-side against the published type first
         (the hub always checks it). A servable's exception is raised as RemoteServableError.
+
+        File inputs are uploaded: a `pathlib.Path` anywhere in `inputs`, or `files={part: path}`
+        named in `inputs` as `{"upload": part}` (one file and `inputs=None`: it is the input).
+        `binary=True` sends numpy arrays as `.npy` (a lone array) or msgpack instead of JSON
+        lists, and returns arrays the servable declares as ndarray as numpy arrays.
         """
         owner, servable = parse_servable_ref(name)
+        inputs, uploads = find_paths(inputs)
+        uploads_all: dict[str, str | PathLike[str]] = {**uploads, **(files or {})}
         if validate_input:
             from matterhub.core.types import validate
 
@@ -74,7 +93,9 @@ class RunMethods(HTTPCore):
             "version": version,
         }
         try:
-            answer = self._json("POST", f"/api/servables/{owner}/{servable}/run", json=body)
+            answer = self._post_run(
+                f"/api/servables/{owner}/{servable}/run", body, uploads_all, binary
+            )
         except APIError as exc:
             _raise_remote(exc)
         if asynchronous:
@@ -83,15 +104,43 @@ class RunMethods(HTTPCore):
             return answer["output"], answer.get("metadata", {})
         return answer["output"]
 
+    def _post_run(
+        self,
+        path: str,
+        body: dict[str, Any],
+        uploads: Mapping[str, str | PathLike[str]],
+        binary: bool,
+    ) -> Any:
+        """POST a run as multipart (uploads), `.npy`/msgpack (`binary`) or JSON; decode it."""
+        headers = {"Accept": f"{MSGPACK}, application/json"} if binary else {}
+        if uploads:
+            fields = {k: v for k, v in body.items() if v is not None and v is not False}
+            with file_parts(uploads) as parts:
+                response = self._request(
+                    "POST", path, data={"request": request_json(fields)}, files=parts,
+                    headers=headers,
+                )  # fmt: skip
+        elif binary:
+            content, media, params = encode_binary(body)
+            headers["Content-Type"] = media
+            response = self._request("POST", path, content=content, params=params, headers=headers)
+        else:
+            response = self._request("POST", path, json=body)
+        return decode(response.headers.get("content-type", ""), response.content)
+
     def _future(self, task_id: str, interval: float, timeout: float | None) -> Future[Any]:
         future: Future[Any] = Future()
         future.task_id = task_id  # type: ignore[attr-defined]
 
         def poll() -> None:
             try:
-                future.set_result(self.wait_for_task(task_id, interval=interval, timeout=timeout))
+                result = self.wait_for_task(task_id, interval=interval, timeout=timeout)
             except BaseException as exc:
-                future.set_exception(exc)
+                if not future.cancelled():  # a cancelled future (`run --async`) takes nothing
+                    future.set_exception(exc)
+            else:
+                if not future.cancelled():
+                    future.set_result(result)
 
         import threading
 

@@ -42,6 +42,11 @@ class ConnectReads(ConnectBase):
         ]
         return [b for b in blocks if all(_matches(b, f) for f in filters)]
 
+    def organizations(self, identity: Identity) -> list[dict[str, Any]]:
+        """The organisations submissions may name, with their rules (every submitter needs them)."""
+        del identity  # the rules are what every submitter must know before submitting
+        return [o.model_dump() for o in self._organizations]
+
     def wait(
         self, source_id: str, *, timeout: float = 120.0, until: Sequence[str] = SETTLED
     ) -> dict[str, Any]:

@@ -101,6 +101,9 @@ class ServableService:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._done = threading.Condition()
+        # Bumped after a version goes live (its rights with it): run-time caches of resolved
+        # versions and rights (RunService.resolve) compare it and drop what they kept.
+        self.generation = 0
 
     # lifecycle -------------------------------------------------------------------------------
 
@@ -572,6 +575,7 @@ class ServableService:
                 for v in versions
                 if v.state == "ready"
             ]
+        self.generation += 1  # committed: the new version and rights are what runs now
         body = {"ingest_type": "GMetaList", "ingest_data": {"gmeta": entries}}
         task = self._search.ingest(SYSTEM_IDENTITY, INDEX, body)
         done = self._search.wait(task.task_id, timeout=300)

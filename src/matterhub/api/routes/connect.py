@@ -121,6 +121,12 @@ def submissions(
     return {"success": True, "submissions": services.connect.submissions(identity, filters)}
 
 
+@router.get("/organizations", summary="Organisations and their rules")
+def organizations(identity: CurrentIdentity, services: ServicesDep) -> dict[str, Any]:
+    """What naming one in `mdf.organizations` implies: required fields, curation, default ACL."""
+    return {"success": True, "organizations": services.connect.organizations(identity)}
+
+
 @router.get("/curation/", summary="The curation queue")
 @router.get("/curation", include_in_schema=False)
 def curation_tasks(identity: CurrentIdentity, services: ServicesDep) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Request, Response, status
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +25,7 @@ from matterhub.api.routes.run_bodies import (
     NPY,
     as_array,
     encode,
+    media_of,
     read_body,
     validation_error,
 )
@@ -115,7 +116,28 @@ def _run(
         queued = services.tasks.submit(identity, ref, [request])
         task_id = queued["task_ids"][0]
         return _json({"task_id": task_id, "status": "received"}, 202, {"X-Task-Id": task_id})
-    outcome = services.runs.run(identity, ref, request)
+    return _answer(
+        services,
+        identity,
+        ref,
+        body,
+        services.runs.run(identity, ref, request),
+        dlhub=dlhub,
+        accept=accept,
+    )
+
+
+def _answer(
+    services: Any,
+    identity: Any,
+    ref: str,
+    body: RunBody,
+    outcome: RunOutcome,
+    *,
+    dlhub: bool,
+    accept: str,
+) -> Response:
+    """The response to a finished synchronous run, in the form the route and Accept ask for."""
     if not outcome.ok:
         return _failed(outcome)
     total_ms = outcome.provenance.get("timings", {}).get("total_s", 0.0) * 1000
@@ -146,20 +168,46 @@ _RUN_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API token from `matterhub token create`.")
-Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+_INLINE_BYTES = 64 * 1024  # a JSON body up to this size may be validated on the event loop
 
 
-async def _run_hot(
-    request: Request, credentials: Bearer, owner: str, name: str, *, dlhub: bool
-) -> Response:
-    """The run routes' hot path: token check and run in one worker-thread hop, not three.
+def _bearer_token(request: Request) -> str | None:
+    """The bearer token, None without an Authorization header (as HTTPBearer reads it)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, token = get_authorization_scheme_param(header)
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    return token
+
+
+def _inline(request: Request, body: RunBody, accept: str, uploads: dict[str, Path]) -> bool:
+    """Whether a run may be answered on the event loop: sync, small JSON in and out."""
+    size = request.headers.get("content-length")
+    return (
+        not body.asynchronous
+        and not uploads
+        and accept in (JSON, "*/*")
+        and media_of(request.headers.get("content-type")) == JSON
+        and size is not None
+        and size.isdigit()
+        and int(size) <= _INLINE_BYTES
+    )
+
+
+async def _run_hot(request: Request, owner: str, name: str, *, dlhub: bool) -> Response:
+    """The run routes' hot path: token, validation and the worker's reply on the event loop.
 
     The body is read here by its Content-Type (run_bodies.py): JSON, msgpack, .npy, multipart.
+    A small synchronous JSON run whose caller's identity and target are kept (the accounts'
+    and the run service's short-lived caches) is validated and run without a thread hop: the
+    call waits in the servable's lane and the reply is awaited on the worker's pipe
+    (hub/runtime/lanes.py). Anything else — the first run of a caller or after a change,
+    uploads, big or binary bodies, async runs — takes one worker-thread hop, as before.
     """
     services = get_services(request)
-    if request.headers.get("authorization") is not None and credentials is None:
-        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    token = _bearer_token(request)
     files = services.runs.files
     data, bodies = await read_body(request, files.root / ".uploads" if files else None)
     try:
@@ -168,9 +216,14 @@ async def _run_hot(
         except ValidationError as exc:
             raise validation_error(exc) from None
         accept = request.headers.get("accept") or JSON
+        if _inline(request, body, accept, bodies.uploads):
+            identity = services.accounts.kept_identity(token) if token else ANONYMOUS
+            if identity is not None:
+                ref = f"{owner}/{name}"
+                outcome = await services.runs.run_async(identity, ref, body.request())
+                return _answer(services, identity, ref, body, outcome, dlhub=dlhub, accept=JSON)
 
         def work() -> Response:
-            token = credentials.credentials if credentials else None
             identity = services.accounts.authenticate(token) if token else ANONYMOUS
             return _run(
                 services,
@@ -189,6 +242,13 @@ async def _run_hot(
 
 
 _BODY_DOC: dict[str, Any] = {
+    # The token and the path are read from the request, not by dependencies (each costs
+    # microseconds on every run); documented here.
+    "security": [{"HTTPBearer": []}, {}],
+    "parameters": [
+        {"name": key, "in": "path", "required": True, "schema": {"type": "string"}}
+        for key in ("owner", "name")
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -199,7 +259,7 @@ _BODY_DOC: dict[str, Any] = {
                 "schema": {"description": "A `request` part (the JSON object) and file parts."}
             },
         },
-    }
+    },
 }
 
 
@@ -209,9 +269,10 @@ _BODY_DOC: dict[str, Any] = {
     responses=_RUN_DOC,
     openapi_extra=_BODY_DOC,
 )
-async def run_dlhub(owner: str, name: str, request: Request, credentials: Bearer) -> Response:
+async def run_dlhub(request: Request) -> Response:
     """Run; 200 with the output itself (or `[output, metadata]` with debug), or 202."""
-    return await _run_hot(request, credentials, owner, name, dlhub=True)
+    path = request.path_params
+    return await _run_hot(request, path["owner"], path["name"], dlhub=True)
 
 
 @router.post(
@@ -220,9 +281,10 @@ async def run_dlhub(owner: str, name: str, request: Request, credentials: Bearer
     responses=_RUN_DOC,
     openapi_extra=_BODY_DOC,
 )
-async def run(owner: str, name: str, request: Request, credentials: Bearer) -> Response:
+async def run(request: Request) -> Response:
     """Run; 200 with `{task_id, status, output, cached, metadata?}`, or 202 with `task_id`."""
-    return await _run_hot(request, credentials, owner, name, dlhub=False)
+    path = request.path_params
+    return await _run_hot(request, path["owner"], path["name"], dlhub=False)
 
 
 @router.post(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from matterhub.core.errors import ExecutorError
 
@@ -17,7 +20,20 @@ __all__ = [
     "WorkerCrashed",
     "WorkerSpec",
     "WorkerTimeout",
+    "in_thread",
 ]
+
+
+# Blocking waits of the event-loop run path (a busy worker, a cold start, a first lookup): a pool
+# of their own, so they never queue behind (or starve) the loop's default executor.
+_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="hub-run")
+T = TypeVar("T")
+
+
+async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`function(*args, **kwargs)` in the run path's thread pool, awaited."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_THREADS, functools.partial(function, *args, **kwargs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +126,12 @@ class Executor(ABC):
             WorkerTimeout: the batch ran past `spec.timeout_s` per call (the worker is killed).
             ExecutorError: the worker could not be started (load failed, environment missing).
         """
+
+    async def run_async(
+        self, spec: WorkerSpec, calls: Sequence[Call], *, debug: bool = False
+    ) -> list[CallResult]:
+        """`run`, awaited from an event loop; by default `run` in a worker thread."""
+        return await in_thread(self.run, spec, calls, debug=debug)
 
     def warm(self, spec: WorkerSpec) -> float:
         """Start one worker of `spec` if none is warm; returns the seconds it took."""

@@ -9,6 +9,7 @@ is killed and dropped, and the next call starts a fresh one. Idle workers are ev
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import itertools
@@ -21,7 +22,9 @@ import struct
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,9 @@ from matterhub.hub.runtime.base import (
     WorkerCrashed,
     WorkerSpec,
     WorkerTimeout,
+    in_thread,
 )
+from matterhub.hub.runtime.lanes import Lane, lane_for
 from matterhub.hub.runtime.sandbox import Sandbox
 
 __all__ = ["LocalExecutor"]
@@ -44,7 +49,9 @@ __all__ = ["LocalExecutor"]
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct(">I")
 _LOAD_TIMEOUT_S = 300.0
+_PIPE_BYTES = 60 * 1024  # frames up to this size are written from the event loop (pipe: 64 KiB)
 _counter = itertools.count(1)
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-worker-spawn")
 
 
 class _Worker:
@@ -59,7 +66,12 @@ class _Worker:
         self.last_used = time.monotonic()
         started = time.perf_counter()
         with self.log_path.open("wb") as log_file:
-            self.proc = subprocess.Popen(
+            # Started from one thread that lives as long as the process: bwrap's
+            # --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that started
+            # it ends — a request thread (anyio's idle out after 10 s) would take the worker
+            # with it.
+            self.proc = _SPAWNER.submit(
+                subprocess.Popen,
                 sandbox.command(spec, scratch),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -68,7 +80,7 @@ class _Worker:
                 cwd=scratch,
                 start_new_session=True,
                 close_fds=True,
-            )
+            ).result()
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in = self.proc.stdin.fileno()
         self._out = self.proc.stdout.fileno()
@@ -88,8 +100,8 @@ class _Worker:
         """Whether the process is still running."""
         return self.proc.poll() is None
 
-    def call(self, calls: Sequence[Call], debug: bool) -> dict[str, Any]:
-        """Send one request frame and wait for its reply (timeout per call in the batch)."""
+    def frame(self, calls: Sequence[Call], debug: bool) -> bytes:
+        """One request frame: the length header and the JSON body."""
         body = orjson.dumps(
             {
                 "calls": [
@@ -101,13 +113,64 @@ class _Worker:
             },
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
+        return _HEADER.pack(len(body)) + body
+
+    def call(
+        self, calls: Sequence[Call], debug: bool, frame: bytes | None = None
+    ) -> dict[str, Any]:
+        """Send one request frame and wait for its reply (timeout per call in the batch)."""
         try:
-            _write_all(self._in, _HEADER.pack(len(body)) + body)
+            _write_all(self._in, frame or self.frame(calls, debug))
         except OSError as exc:
             raise self._crashed(f"the worker closed its input ({exc})") from None
         deadline = time.monotonic() + self.spec.timeout_s * max(1, len(calls))
         reply = self._read(deadline)
         self.last_used = time.monotonic()
+        return reply
+
+    async def call_async(self, calls: Sequence[Call], debug: bool) -> dict[str, Any]:
+        """`call` from the event loop: the reply is awaited on the pipe, no thread waits.
+
+        The frame is written at once when it fits the pipe (the worker is idle, so the pipe
+        is empty and the write cannot block); a larger one goes through `call` in a thread.
+        """
+        frame = self.frame(calls, debug)
+        if len(frame) > _PIPE_BYTES:
+            return await in_thread(self.call, calls, debug, frame)
+        try:
+            _write_all(self._in, frame)
+        except OSError as exc:
+            crash = await in_thread(self._crashed, f"the worker closed its input ({exc})")
+            raise crash from None
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bytes] = loop.create_future()
+        got = bytearray()
+
+        def readable() -> None:
+            try:
+                chunk = os.read(self._out, 1 << 20)
+            except OSError:
+                chunk = b""
+            got.extend(chunk)
+            whole = len(got) >= 4 and len(got) >= 4 + _HEADER.unpack_from(got)[0]
+            if (whole or not chunk) and not done.done():
+                done.set_result(bytes(got) if whole else b"")
+
+        loop.add_reader(self._out, readable)
+        try:
+            raw = await asyncio.wait_for(done, self.spec.timeout_s * max(1, len(calls)))
+        except TimeoutError:
+            self.killed_for = "timeout"
+            await in_thread(self.kill)
+            raise WorkerTimeout(
+                f"the servable ran past its timeout of {self.spec.timeout_s:g} s and was killed"
+            ) from None
+        finally:
+            loop.remove_reader(self._out)
+        if not raw:
+            raise await in_thread(self._crashed, "the worker exited")
+        self.last_used = time.monotonic()
+        reply: dict[str, Any] = orjson.loads(memoryview(raw)[4:])
         return reply
 
     def _read(self, deadline: float) -> dict[str, Any]:
@@ -202,6 +265,7 @@ class _Pool:
         self.cond = threading.Condition()
         self.last_used = time.monotonic()
         self.restarts = 0
+        self.lanes: weakref.WeakKeyDictionary[Any, Lane] = weakref.WeakKeyDictionary()
 
 
 class LocalExecutor(Executor):
@@ -254,6 +318,42 @@ class LocalExecutor(Executor):
             if spec.files:
                 shutil.rmtree(worker.scratch / "inputs", ignore_errors=True)
             self._release(pool, worker, healthy=healthy)
+
+    async def run_async(
+        self, spec: WorkerSpec, calls: Sequence[Call], *, debug: bool = False
+    ) -> list[CallResult]:
+        """`run` from the event loop: queued in the version's lane, sent in shared frames.
+
+        Calls that arrive while the worker is busy go in its next frame together (lanes.py).
+        File inputs (copied into the scratch first) take the thread path.
+        """
+        if spec.files or not calls:
+            return await super().run_async(spec, calls, debug=debug)
+        pool = self._pool(spec)
+
+        async def exchange(batch: list[Call], debug: bool) -> list[CallResult]:
+            return await self._exchange(pool, batch, debug)
+
+        return await lane_for(pool.lanes).submit(list(calls), debug, spec.replicas, exchange)
+
+    async def _exchange(self, pool: _Pool, calls: list[Call], debug: bool) -> list[CallResult]:
+        """One frame on one worker of `pool`: an idle one at once, else wait in a thread."""
+        worker = None
+        with pool.cond:
+            if pool.idle and not self._closed.is_set():
+                worker = pool.idle.pop()
+        if worker is None:
+            worker = await in_thread(self._acquire, pool)
+        healthy = False
+        try:
+            reply = await worker.call_async(calls, debug)
+            healthy = not reply.get("recycle")
+            return [CallResult.from_reply(r) for r in reply["results"]]
+        finally:
+            if healthy and worker.alive():
+                self._release(pool, worker, healthy=True)
+            else:  # killing waits for the process: not on the event loop
+                await in_thread(self._release, pool, worker, healthy=False)
 
     def warm(self, spec: WorkerSpec) -> float:
         """Start a worker now (cold start); returns its start-up seconds."""

@@ -4,7 +4,8 @@ A run merges the caller's parameters over the method's declared defaults, valida
 against the declared type (422 naming the path), answers from the result cache when it can
 (never touching a worker), else runs on the executor's warm worker, and records provenance for
 every call. The resolved version and the caller's right to run it are kept for `resolve_ttl_s`
-(default 2 s), so a burst of runs costs one catalog lookup.
+(default 2 s), so a burst of runs costs one catalog lookup; a version going live (the only way
+a servable's rights change) drops them at once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from matterhub.core.servables import is_pipeline
 from matterhub.core.types import validate
 from matterhub.hub.cache import ResultCache, canonical, digest, memo_key
 from matterhub.hub.inputs import InputFiles, has_files
-from matterhub.hub.runtime.base import Call, CallResult, Executor, WorkerSpec
+from matterhub.hub.runtime.base import Call, CallResult, Executor, WorkerSpec, in_thread
 from matterhub.hub.service import RuntimeSpec, ServableService
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ class RunService:
         self.cache = cache
         self.limits = limits
         self.resolve_ttl_s = resolve_ttl_s
-        self._resolved: dict[tuple[Any, ...], tuple[float, Target]] = {}
+        self._resolved: dict[tuple[Any, ...], tuple[float, int, Target]] = {}
         self._lock = threading.Lock()
         self.record: Any = None  # set by TaskService: called with each finished outcome
 
@@ -155,19 +156,31 @@ class RunService:
 
     def resolve(self, identity: Identity, ref: str, version: str | None = None) -> Target:
         """The ready version `identity` may run (404 unseen, 403 seen but not runnable)."""
-        key = (identity.user_id, identity.group_ids, identity.is_admin, ref, version)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._resolved.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        hit = self.kept(identity, ref, version)
+        if hit is not None:
+            return hit
+        generation = self.servables.generation
         spec = self.servables.runtime(identity, ref, version=version)
         target = self.target(ref, spec, identity)
         with self._lock:
             if len(self._resolved) > 10_000:
                 self._resolved.clear()
-            self._resolved[key] = (now + self.resolve_ttl_s, target)
+            key = (identity.user_id, identity.group_ids, identity.is_admin, ref, version)
+            self._resolved[key] = (time.monotonic() + self.resolve_ttl_s, generation, target)
         return target
+
+    def kept(self, identity: Identity, ref: str, version: str | None = None) -> Target | None:
+        """The target `resolve` kept for this caller, if still fresh (no catalog read).
+
+        Kept for `resolve_ttl_s`, and dropped as soon as any version goes live (which is also
+        when a servable's rights change), so a new version or a revoked right applies to the
+        very next run. Errors (404, 403) are never kept.
+        """
+        key = (identity.user_id, identity.group_ids, identity.is_admin, ref, version)
+        hit = self._resolved.get(key)
+        if hit is None or hit[0] <= time.monotonic() or hit[1] != self.servables.generation:
+            return None
+        return hit[2]
 
     def target(self, ref: str, spec: RuntimeSpec, identity: Identity = SYSTEM_IDENTITY) -> Target:
         """The worker spec for a runtime: limits from `servable.options` within the hub's.
@@ -254,6 +267,57 @@ class RunService:
         """Run calls of one target: cache hits answered at once, the rest in one worker frame."""
         started = since if since is not None else time.perf_counter()
         ids = list(task_ids) if task_ids is not None else [new_task_id() for _ in calls]
+        outcomes, todo = self._hits(target, calls, hashes, caller, debug, ids, started)
+        if todo:
+            steps: list[list[dict[str, Any]]] = []
+            if target.steps:
+                from matterhub.hub.pipelines import run_calls
+
+                results, steps = run_calls(self, target, [calls[i] for i in todo], caller, debug)
+            else:
+                results = self._results(target, [calls[i] for i in todo], debug)
+            self._complete(target, calls, hashes, caller, ids, started, outcomes, todo, results)
+            for j, i in enumerate(todo if steps else ()):
+                outcomes[i].provenance["steps"] = steps[j]  # type: ignore[union-attr]
+        return [o for o in outcomes if o is not None]
+
+    async def run_async(self, identity: Identity, ref: str, request: RunRequest) -> RunOutcome:
+        """`run`, awaited on the event loop without a thread while nothing blocks.
+
+        The target must be kept (`kept`), a plain servable (no pipeline, no file inputs);
+        otherwise — the first run after a change, say — `run` goes to a thread. The caller
+        keeps inputs small: validation and hashing happen on the loop.
+        """
+        received = time.perf_counter()
+        target = self.kept(identity, ref, request.version)
+        if target is None or target.steps or target.worker.files or request.uploads:
+            return await in_thread(self.run, identity, ref, request)
+        call, hashes = self.prepare(target, request)
+        caller, ids = caller_of(identity), [new_task_id()]
+        outcomes, todo = self._hits(target, [call], [hashes], caller, request.debug, ids, received)
+        if todo:
+            try:
+                results = await self.executor.run_async(target.worker, [call], debug=request.debug)
+            except ExecutorError as exc:
+                results = [CallResult.failure(type(exc).__name__, exc.detail)]
+            self._complete(target, [call], [hashes], caller, ids, received, outcomes, todo, results)
+        outcome = outcomes[0]
+        assert outcome is not None
+        if self.record is not None:
+            self.record(outcome, identity)
+        return outcome
+
+    def _hits(
+        self,
+        target: Target,
+        calls: Sequence[Call],
+        hashes: Sequence[dict[str, Any]],
+        caller: dict[str, Any],
+        debug: bool,
+        ids: list[str],
+        started: float,
+    ) -> tuple[list[RunOutcome | None], list[int]]:
+        """Outcomes answered from the result cache, and the indices still to run."""
         outcomes: list[RunOutcome | None] = [None] * len(calls)
         todo: list[int] = []
         for i, h in enumerate(hashes):
@@ -266,22 +330,26 @@ class RunService:
                 continue
             outcomes[i] = RunOutcome(ids[i], True, hit.output, cached=True)
             self._provenance(outcomes[i], target, calls[i], h, hit.output_hash, caller, started)
-        if todo:
-            steps: list[list[dict[str, Any]]] = []
-            if target.steps:
-                from matterhub.hub.pipelines import run_calls
+        return outcomes, todo
 
-                results, steps = run_calls(self, target, [calls[i] for i in todo], caller, debug)
-            else:
-                results = self._results(target, [calls[i] for i in todo], debug)
-            for j, (i, result) in enumerate(zip(todo, results, strict=True)):
-                outcomes[i] = self._finish(target, ids[i], calls[i], hashes[i], result, caller)
-                self._provenance(
-                    outcomes[i], target, calls[i], hashes[i], None, caller, started, result
-                )
-                if steps:
-                    outcomes[i].provenance["steps"] = steps[j]  # type: ignore[union-attr]
-        return [o for o in outcomes if o is not None]
+    def _complete(
+        self,
+        target: Target,
+        calls: Sequence[Call],
+        hashes: Sequence[dict[str, Any]],
+        caller: dict[str, Any],
+        ids: list[str],
+        started: float,
+        outcomes: list[RunOutcome | None],
+        todo: list[int],
+        results: Sequence[CallResult],
+    ) -> None:
+        """Fill in the outcomes of the calls that ran (memoizing and recording provenance)."""
+        for i, result in zip(todo, results, strict=True):
+            outcomes[i] = self._finish(target, ids[i], calls[i], hashes[i], result, caller)
+            self._provenance(
+                outcomes[i], target, calls[i], hashes[i], None, caller, started, result
+            )
 
     def _results(self, target: Target, calls: list[Call], debug: bool) -> list[CallResult]:
         try:
