@@ -334,6 +334,38 @@ def test_reingesting_a_subject_replaces_it(loaded: Services) -> None:
     assert contents(search(loaded, "band_gap:>=99"))[0]["band_gap"] == 99.0
 
 
+def test_a_key_written_twice_before_a_commit_is_kept_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    # Deletes are skipped for keys absent from the index; keys added since the last commit count
+    # as present, within one ingest and across the tasks of one batch.
+    settings = Settings(data_dir=tmp_path / "hub", database_url=database_url)
+    first = build_services(settings)  # not started: both tasks wait and are applied as one batch
+    old = make_records(3)
+    same = {**old[0], "content": {**old[0]["content"], "band_gap": 50.0}}
+    newest = {**old[0], "content": {**old[0]["content"], "band_gap": 60.0}}
+    tasks = [
+        first.search.ingest(
+            SYSTEM_IDENTITY, "mdf", {"ingest_type": "GMetaList", "ingest_data": {"gmeta": batch}}
+        ).task_id
+        for batch in ([*old, same], [newest])
+    ]
+    first.catalog.close()
+    restarted = build_services(settings)
+    restarted.start()
+    try:
+        for task_id in tasks:
+            assert restarted.search.wait(task_id).state == "SUCCESS"
+        assert search(restarted, "*", limit=0).total == 3
+        assert [h.subject for h in search(restarted, "band_gap:>=50").hits] == ["demo_src.1"]
+        assert contents(search(restarted, "band_gap:>=50"))[0]["band_gap"] == 60.0
+        ingest(restarted, [same])  # committed key, replaced in a later batch
+        assert search(restarted, "*", limit=0).total == 3
+        assert contents(search(restarted, "band_gap:>=50"))[0]["band_gap"] == 50.0
+    finally:
+        restarted.close()
+
+
 def test_acknowledged_writes_survive_a_crash(tmp_path: Path, database_url: str) -> None:
     settings = Settings(data_dir=tmp_path / "hub", database_url=database_url)
     crashed = build_services(settings)  # never started: the worker is "dead" before applying
@@ -410,3 +442,12 @@ def test_user_principal_urns_are_accepted(hub: Services) -> None:
     ingest(hub, [entry])
     assert search(hub, "x:1", ALICE).total == 1
     assert search(hub, "x:1", BOB).total == 0
+
+
+def test_fielded_wildcards_see_whole_tokens_of_at_most_40_characters(hub: Services) -> None:
+    long, edge = "q" * 41, "z" * 40
+    entry = {"subject": "w", "visible_to": ["public"], "content": {"x": f"{long} {edge} ab_cd"}}
+    ingest(hub, [entry])
+    assert search(hub, "x:z*z").total == 1  # 40 characters: a keyword
+    assert search(hub, "x:q*q").total == 0  # 41: too long to be one, and no part of it is either
+    assert search(hub, "x:a?_cd").total == 1

@@ -32,6 +32,8 @@ LIMITS = {
     "depth": 20,
 }
 _TOKEN = re.compile(r"\w+")
+# The same tokens, only whole ones of at most 40 characters (longer ones are not keywords).
+_KV_TOKEN = re.compile(r"(?<!\w)\w{1,40}(?!\w)")
 # The strings tantivy indexes as dates (RFC 3339 with seconds and an offset), not as text.
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _MAX_DEPTH = LIMITS["depth"]
@@ -107,6 +109,12 @@ def _normalised(principal: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _kv_key(path: str) -> str:
+    """A path's prefix in the keyword field; keywords are whitespace-separated, so no spaces."""
+    return path.replace(" ", "\x1e") + "\x1f"
+
+
 def _principal(principal: str, where: str) -> str:
     normal = _normalised(principal)
     if normal is None:
@@ -120,11 +128,10 @@ class Prepared:
     __slots__ = (
         "_where",
         "all_text",
-        "content",
         "entry_id",
         "fields",
         "keywords",
-        "keywords_set",
+        "keywords_list",
         "source",
         "subject",
         "texts",
@@ -159,7 +166,8 @@ class Prepared:
         self.subject = subject
         self.entry_id = entry_id
         self.visible_to = sorted({_principal(str(p), where) for p in visible_to})
-        self.content = content
+        # The parsed content is not kept: queued entries would hold millions of objects for the
+        # garbage collector to traverse (it ran for a fifth of a large ingest).
         encoded = orjson.dumps(content)
         if len(encoded) > LIMITS["entry_bytes"]:
             raise PayloadTooLarge(
@@ -167,48 +175,72 @@ class Prepared:
             )
         self.source = encoded.decode()
         self.texts: list[str] = []
-        self.keywords_set: set[str] = set()
+        self.keywords_list: list[str] = []
         self.fields: dict[str, str] = {}
         self._where = where
         # One pass over the content does the validation and builds every derived view.
-        self._walk("", content, 0)
+        self._walk_dict("", content, 0)
         self.all_text = "\n".join(self.texts)
-        self.keywords = " ".join(self.keywords_set)
-        del self.texts, self.keywords_set, self._where
+        self.keywords = " ".join(self.keywords_list)
+        del self.texts, self.keywords_list, self._where
 
-    def _walk(self, path: str, value: Any, depth: int) -> None:
-        if depth > _MAX_DEPTH:
+    # The walk handles leaves inline (no call per leaf): it is the bulk of ingest's Python time.
+    # `depth` is the container's; its children sit one deeper, and nothing may go past the limit.
+
+    def _walk_dict(self, path: str, value: dict[Any, Any], depth: int) -> None:
+        prefix = path + "." if path else ""
+        deep = depth >= _MAX_DEPTH
+        for k, item in value.items():
+            k = str(k)
+            child = prefix + (k.replace(".", "\\.") if "." in k else k)
+            if deep:
+                self._too_deep(child)
+            if isinstance(item, str):
+                self._string(child, item)
+            elif isinstance(item, dict):
+                self._walk_dict(child, item, depth + 1)
+            elif isinstance(item, list):
+                self._walk_list(child, item, depth + 1)
+            elif item is not None:
+                self.fields.setdefault(child, value_type(item))
+                self.texts.append(str(item).lower())
+
+    def _walk_list(self, path: str, value: list[Any], depth: int) -> None:
+        if value and depth >= _MAX_DEPTH:
+            self._too_deep(path)
+        for item in value:
+            if isinstance(item, str):
+                self._string(path, item)
+            elif isinstance(item, dict):
+                self._walk_dict(path, item, depth + 1)
+            elif isinstance(item, list):
+                self._walk_list(path, item, depth + 1)
+            elif item is not None:
+                self.fields.setdefault(path, value_type(item))
+                self.texts.append(str(item).lower())
+
+    def _string(self, path: str, value: str) -> None:
+        if len(value) >= 20 and value[:4].isdigit() and _RFC3339.match(value):
+            self.fields.setdefault(path, "date")
+            return
+        self.fields.setdefault(path, "string")
+        if len(value) * 4 > _FIELD_BYTES and len(value.encode()) > _FIELD_BYTES:
             raise BadRequest(
-                f"nesting deeper than {_MAX_DEPTH} at {path}", field=f"{self._where}.content"
+                f"value at {path} is larger than {_FIELD_BYTES} bytes",
+                field=f"{self._where}.content.{path}",
             )
-        if isinstance(value, str):
-            if len(value) >= 20 and value[:4].isdigit() and _RFC3339.match(value):
-                self.fields.setdefault(path, "date")
-                return
-            self.fields.setdefault(path, "string")
-            if len(value) * 4 > _FIELD_BYTES and len(value.encode()) > _FIELD_BYTES:
-                raise BadRequest(
-                    f"value at {path} is larger than {_FIELD_BYTES} bytes",
-                    field=f"{self._where}.content.{path}",
-                )
-            self.texts.append(value)
-            if len(value) <= _KV_MAX_CHARS:
-                # Keywords are whitespace-separated, so a path may not contain any.
-                key = path.replace(" ", "\x1e") + "\x1f"
-                self.keywords_set.update(
-                    key + t for t in _TOKEN.findall(value.lower()) if len(t) <= 40
-                )
-        elif isinstance(value, dict):
-            prefix = path + "." if path else ""
-            for k, item in value.items():
-                k = str(k)
-                self._walk(prefix + (k.replace(".", "\\.") if "." in k else k), item, depth + 1)
-        elif isinstance(value, list):
-            for item in value:
-                self._walk(path, item, depth + 1)
-        elif value is not None:
-            self.fields.setdefault(path, value_type(value))
-            self.texts.append(str(value).lower())
+        self.texts.append(value)
+        if len(value) <= _KV_MAX_CHARS:
+            tokens = _KV_TOKEN.findall(value.lower())
+            if tokens:
+                # The field indexes doc ids only, so repeated keywords cost nothing: no set.
+                key = _kv_key(path)
+                self.keywords_list.append(key + (" " + key).join(tokens))
+
+    def _too_deep(self, path: str) -> None:
+        raise BadRequest(
+            f"nesting deeper than {_MAX_DEPTH} at {path}", field=f"{self._where}.content"
+        )
 
     def to_json(self) -> str:
         """The entry as a GMetaEntry JSON object, reusing the already encoded content."""

@@ -7,6 +7,7 @@ rules, so `a OR b AND c` means "b and c required, a optional" exactly as Globus 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from matterhub.core.errors import BadRequest
+from matterhub.core.search import GFilter
 from matterhub.search.tree import (
     Bool,
     Boost,
@@ -29,7 +31,7 @@ from matterhub.search.tree import (
     Wildcard,
 )
 
-__all__ = ["parse_query", "parse_simple_query", "unescape", "wildcard_regex"]
+__all__ = ["parse_query", "parse_simple_query", "query_tree", "unescape", "wildcard_regex"]
 
 _ESCAPE = re.compile(r"\\(.)", re.S)
 _WORD = re.compile(r'"[^"]*"|[^\s"]+')
@@ -248,6 +250,15 @@ def parse_simple_query(text: str) -> Node:
         if not nodes:
             return MatchAll()
         return Bool(tuple((Occur.SHOULD, n) for n in nodes))
+
+
+def query_tree(q: str | None, advanced: bool, filters: Sequence[GFilter]) -> Node:
+    """The tree of a search's `q`: match-all when only filters are given; parsed otherwise."""
+    if q is None or not q.strip():
+        if not filters and q is None:
+            raise BadRequest("give q, filters, or both", field="q")
+        return MatchAll()
+    return parse_query(q) if advanced else parse_simple_query(q)
 
 
 def _describe(exc: UnexpectedInput, text: str) -> str:

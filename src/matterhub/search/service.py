@@ -1,45 +1,41 @@
 """Discover: indexes, durable writes through one ingest worker, and searches filtered by visibility.
 
-A write is recorded in the catalog (`search_tasks`) before it is acknowledged; one worker thread
-applies queued writes to each index in batches and commits once per batch (tantivy allows a single
-writer per index). On start, tasks left PENDING or in PROGRESS are re-applied: replacing an entry
-is idempotent, so nothing acknowledged is lost and nothing is applied twice in effect. Because every
-write is kept, `reindex` can rebuild an index from the catalog alone.
+A write is recorded in the catalog (`search_tasks`) before it is acknowledged; the ingest worker
+(`search.writer`) applies queued writes to each index in batches and commits once per batch
+(tantivy allows a single writer per index). On start, tasks left PENDING or in PROGRESS are
+re-applied: replacing an entry is idempotent, so nothing acknowledged is lost and nothing is applied
+twice in effect. Because every write is kept, `reindex` can rebuild an index from the catalog alone.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
-import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import defer
 
 from matterhub.catalog.database import Catalog
-from matterhub.catalog.models import SearchIndex, SearchTask, utcnow
+from matterhub.catalog.models import SearchIndex, SearchTask
 from matterhub.core.accounts import check_name
-from matterhub.core.errors import BackendError, BadRequest, Conflict, NotFound, PermissionDenied
+from matterhub.core.errors import BadRequest, Conflict, NotFound, PermissionDenied
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 from matterhub.core.policy import Policy
-from matterhub.core.search import MAX_RESULTS, GFilter, GScrollRequest, GSearchRequest, GTask
+from matterhub.core.search import MAX_RESULTS, GScrollRequest, GSearchRequest, GTask
 from matterhub.search.backend import Hit, Page, SearchBackend, SearchSpec
 from matterhub.search.documents import Prepared
-from matterhub.search.parser import parse_query, parse_simple_query
-from matterhub.search.tree import MatchAll
+from matterhub.search.parser import query_tree
+from matterhub.search.writer import IngestWorker
 
 __all__ = ["DEFAULT_INDEXES", "IndexInfo", "SearchService"]
 
-log = logging.getLogger(__name__)
 
 # The names mdf_toolbox translates to these ids, so Forge(index="mdf") reaches our index.
 DEFAULT_INDEXES = {
@@ -49,10 +45,6 @@ DEFAULT_INDEXES = {
     "dlhub": "847c9105-18a0-4ffb-8a71-03dd76dfcc9d",
     "dlhub-test": "5c89e0a9-00e5-4171-b415-814fe4d0b8af",
 }
-_BATCH_ENTRIES = 20_000
-# Validated entries waiting for the worker; past this, ingest calls wait for it to catch up.
-_MAX_BACKLOG_ENTRIES = 100_000
-_BACKLOG_WAIT_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,40 +97,19 @@ class SearchService:
         self._open_backend = open_backend
         self._backends: dict[str, SearchBackend] = {}
         self._backend_lock = threading.Lock()
-        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
-        self._prepared: dict[str, list[Prepared]] = {}
-        self._backlog = 0
-        self._backlog_changed = threading.Condition()
-        self._index_locks: dict[str, threading.Lock] = {}
         self._index_cache: dict[str, SearchIndex] = {}
-        self._worker: threading.Thread | None = None
-        self._done = threading.Condition()
+        self._worker = IngestWorker(catalog, self.backend)
 
     # lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Create the default indexes, start the ingest worker and re-queue unfinished writes."""
         self._ensure_defaults()
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._run, name="search-ingest", daemon=True)
-            self._worker.start()
-        with self._catalog.transaction() as session:
-            unfinished = session.execute(
-                select(SearchTask.index_id, SearchTask.id)
-                .where(SearchTask.state.in_(("PENDING", "PROGRESS")))
-                .order_by(SearchTask.seq)
-            ).all()
-        for index_id, task_id in unfinished:
-            self._queue.put((index_id, task_id))
-        if unfinished:
-            log.info("re-queued %d unfinished search writes", len(unfinished))
+        self._worker.start()
 
     def stop(self) -> None:
         """Finish queued writes, stop the worker and close the indexes."""
-        if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join(timeout=60)
-            self._worker = None
+        self._worker.stop()
         with self._backend_lock:
             for backend in self._backends.values():
                 backend.close()
@@ -192,7 +163,6 @@ class SearchService:
             if backend is None:
                 backend = self._open_backend(self._dir / index_id)
                 self._backends[index_id] = backend
-                self._index_locks[index_id] = threading.Lock()
             return backend
 
     def _info(self, index: SearchIndex) -> IndexInfo:
@@ -267,7 +237,7 @@ class SearchService:
             )
         index = self._resolve(ref)
         spec = SearchSpec(
-            tree=self._tree(request.q, request.advanced, request.filters),
+            tree=query_tree(request.q, request.advanced, request.filters),
             principals=self._principals(identity, request.bypass_visible_to),
             filters=request.filters,
             post_filters=request.post_facet_filters,
@@ -283,20 +253,12 @@ class SearchService:
         """The next page of everything matching, after `marker`."""
         index = self._resolve(ref)
         spec = SearchSpec(
-            tree=self._tree(request.q, request.advanced, request.filters),
+            tree=query_tree(request.q, request.advanced, request.filters),
             principals=self._principals(identity, request.bypass_visible_to),
             filters=request.filters,
             limit=request.limit,
         )
         return self.backend(index.id).scroll(spec, request.marker)
-
-    @staticmethod
-    def _tree(q: str | None, advanced: bool, filters: list[GFilter]) -> Any:
-        if q is None or not q.strip():
-            if not filters and q is None:
-                raise BadRequest("give q, filters, or both", field="q")
-            return MatchAll()
-        return parse_query(q) if advanced else parse_simple_query(q)
 
     def get_subject(self, identity: Identity, ref: str, subject: str) -> list[Hit]:
         """The visible entries of a subject; NotFound when there are none."""
@@ -333,29 +295,10 @@ class SearchService:
                     f"more than 10 entries for subject {entry.subject!r}", field="ingest_data.gmeta"
                 )
         payload = '{"entries":[' + ",".join(e.to_json() for e in prepared) + "]}"
-        self._wait_for_room(len(prepared))
+        self._worker.wait_for_room(len(prepared))
         task = self._record(identity, index, "ingest", payload, {"num_entries": len(prepared)})
-        with self._backlog_changed:
-            self._prepared[task.task_id] = prepared
-            self._backlog += len(prepared)
-        self._queue.put((index.id, task.task_id))
+        self._worker.submit(index.id, task.task_id, prepared)
         return task
-
-    def _wait_for_room(self, entries: int) -> None:
-        """Backpressure: while the worker is far behind, new ingests wait (memory stays bounded)."""
-        deadline = time.monotonic() + _BACKLOG_WAIT_S
-        with self._backlog_changed:
-            while self._backlog and self._backlog + entries > _MAX_BACKLOG_ENTRIES:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise BackendError("the search index is too far behind; retry shortly")
-                self._backlog_changed.wait(remaining)
-
-    def _release(self, task_ids: list[str]) -> None:
-        with self._backlog_changed:
-            for task_id in task_ids:
-                self._backlog -= len(self._prepared.pop(task_id, ()))
-            self._backlog_changed.notify_all()
 
     @staticmethod
     def _entries_of(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -382,7 +325,7 @@ class SearchService:
             raise BadRequest(
                 f"invalid delete_by_query body: {exc.errors()[0]['msg']}", field="q"
             ) from None
-        self._tree(request.q, request.advanced, request.filters)  # refuse bad syntax now, not later
+        query_tree(request.q, request.advanced, request.filters)  # refuse bad syntax now, not later
         payload = {
             "q": request.q,
             "advanced": request.advanced,
@@ -408,7 +351,7 @@ class SearchService:
         self, identity: Identity, index: SearchIndex, kind: str, payload: dict[str, Any]
     ) -> GTask:
         task = self._record(identity, index, kind, json.dumps(payload), None)
-        self._queue.put((index.id, task.task_id))
+        self._worker.submit(index.id, task.task_id)
         return task
 
     def _record(
@@ -466,118 +409,7 @@ class SearchService:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"search task {task_id} still {task.state}")
-            with self._done:
-                self._done.wait(min(remaining, 0.5))
-
-    # the worker ------------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            entries = len(self._prepared.get(first[1], ()))
-            while entries < _BATCH_ENTRIES:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)  # stop after this batch
-                    break
-                batch.append(item)
-                entries += len(self._prepared.get(item[1], ()))
-            by_index: dict[str, list[str]] = {}
-            for index_id, task_id in batch:
-                by_index.setdefault(index_id, []).append(task_id)
-            for index_id, task_ids in by_index.items():
-                try:
-                    self._apply_batch(index_id, task_ids)
-                except Exception:  # never let the worker die; the tasks say what failed
-                    log.exception("search ingest batch failed")
-            with self._done:
-                self._done.notify_all()
-
-    def _set_state(self, task_ids: list[str], state: str, message: str | None = None) -> None:
-        values: dict[str, Any] = {"state": state}
-        if state in ("SUCCESS", "FAILED"):
-            values["completed_at"] = utcnow()
-        if message is not None:
-            values["message"] = message
-        with self._catalog.transaction() as session:
-            session.execute(update(SearchTask).where(SearchTask.id.in_(task_ids)).values(**values))
-
-    def _apply_batch(self, index_id: str, task_ids: list[str]) -> None:
-        backend = self.backend(index_id)
-        with self._catalog.transaction() as session:
-            rows = session.execute(
-                select(SearchTask.id, SearchTask.task_type, SearchTask.state)
-                .where(SearchTask.id.in_(task_ids))
-                .order_by(SearchTask.seq)
-            ).all()
-            tasks = [(task_id, kind) for task_id, kind, state in rows if state != "SUCCESS"]
-        if not tasks:
-            return
-        ids = [t[0] for t in tasks]
-        self._set_state(ids, "PROGRESS")
-        failed: Exception | None = None
-        with self._index_locks[index_id]:
-            try:
-                for task_id, kind in tasks:
-                    self._apply(backend, task_id, kind, functools.partial(self._payload, task_id))
-                backend.commit()
-            except Exception as exc:
-                backend.rollback()
-                if len(tasks) == 1:
-                    self._set_state(ids, "FAILED", str(exc)[:2000])
-                    self._release(ids)
-                    return
-                failed = exc
-        if failed is None:
-            self._set_state(ids, "SUCCESS")
-            self._release(ids)
-            return
-        # One bad task must not sink the others: apply them one at a time.
-        for task_id in ids:
-            self._apply_batch(index_id, [task_id])
-
-    def _payload(self, task_id: str) -> dict[str, Any]:
-        with self._catalog.transaction() as session:
-            text = session.scalar(select(SearchTask.payload).where(SearchTask.id == task_id))
-        loaded: dict[str, Any] = json.loads(text or "{}")
-        return loaded
-
-    def _apply(
-        self,
-        backend: SearchBackend,
-        task_id: str,
-        kind: str,
-        load: Callable[[], dict[str, Any]],
-    ) -> None:
-        if kind == "ingest":
-            prepared = self._prepared.get(task_id)
-            if prepared is None:  # after a restart or in a rebuild: from the recorded payload
-                entries = load()["entries"]
-                prepared = [Prepared(entry, position=i) for i, entry in enumerate(entries)]
-            backend.upsert(prepared)
-            return
-        payload = load()
-        if kind == "delete_by_subject":
-            backend.delete_subject(payload["subject"])
-        elif kind == "delete_entry":
-            backend.delete_entry(payload["subject"], payload.get("id"))
-        elif kind == "delete_by_query":
-            filters = [GFilter.model_validate(f) for f in payload.get("filters", [])]
-            spec = SearchSpec(
-                tree=self._tree(payload.get("q"), bool(payload.get("advanced")), filters),
-                principals=None,
-                filters=filters,
-                limit=0,
-            )
-            backend.delete_matching(spec)
-        else:
-            raise ValueError(f"unknown search task type {kind!r}")
+            self._worker.pause(min(remaining, 0.5))
 
     # rebuilding ------------------------------------------------------------------------------
 
@@ -585,26 +417,17 @@ class SearchService:
         """Rebuild an index from its recorded writes; returns the entries it then holds."""
         self._policy.require_admin(identity)
         index = self._resolve(ref)
-        self.backend(index.id)  # make sure its lock exists
         target = self._dir / index.id
         scratch = self._dir / f"{index.id}.rebuild"
         shutil.rmtree(scratch, ignore_errors=True)
         fresh = self._open_backend(scratch)
-        with self._index_locks[index.id]:
-            pending = 0
-            for _task_id, kind, payload in self._successful(index.id):
-                if kind == "delete_by_query":
-                    fresh.commit()  # it counts what it deletes on committed data
-                    pending = 0
-                self._apply(fresh, "", kind, functools.partial(dict, payload))
-                pending += len(payload.get("entries", ())) or 1
-                if pending >= _BATCH_ENTRIES:
-                    fresh.commit()
-                    pending = 0
-            fresh.commit()
+        with self._worker.lock(index.id):
+            self._worker.replay(index.id, fresh)
             fresh.close()
             with self._backend_lock:
-                self._backends.pop(index.id).close()
+                current = self._backends.pop(index.id, None)
+                if current is not None:
+                    current.close()
                 old = self._dir / f"{index.id}.old"
                 shutil.rmtree(old, ignore_errors=True)
                 if target.exists():
@@ -613,23 +436,3 @@ class SearchService:
                 shutil.rmtree(old, ignore_errors=True)
                 self._backends[index.id] = self._open_backend(target)
         return self.backend(index.id).count()
-
-    def _successful(self, index_id: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        last = -1
-        while True:
-            with self._catalog.transaction() as session:
-                rows = session.execute(
-                    select(SearchTask.seq, SearchTask.id, SearchTask.task_type, SearchTask.payload)
-                    .where(
-                        SearchTask.index_id == index_id,
-                        SearchTask.state == "SUCCESS",
-                        SearchTask.seq > last,
-                    )
-                    .order_by(SearchTask.seq)
-                    .limit(200)
-                ).all()
-            if not rows:
-                return
-            for seq, task_id, kind, payload in rows:
-                last = seq
-                yield task_id, kind, json.loads(payload)
