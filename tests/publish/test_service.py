@@ -429,3 +429,11 @@ def test_many_local_files_at_once(
     assert handle.local_path is not None and handle.local_path.read_bytes() == bytes(range(256))
     with pytest.raises(Conflict):
         repo.clear_files(alice, v.source_id)  # published: immutable
+
+
+def test_records_stream_back_whole_across_chunks(repo: Guarded, alice: Identity) -> None:
+    v = repo.create(alice, dc=DC, source_name="radium")
+    records = [{"n": i, "text": f"{i:06d}" * 80} for i in range(3000)]  # ~1.5 MB > one chunk
+    assert repo.set_records(alice, v.source_id, iter(records)) == 3000
+    assert list(repo.iter_records(alice, v.source_id)) == records
+    assert repo.records(alice, v.source_id) == records

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import shutil
 import time
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -151,11 +152,16 @@ class ConnectPipeline(ConnectBase):
         context = ExtractionContext(config=config, index=dict(request.index))
         result = self._extract(files, context)
         previews = self._store_derived(source_id, result.derived)
-        records, dropped = _validated(
-            self._mdf_records(source_id, request, result.records, previews)
-        )
-        self._datasets.set_records(SYSTEM_IDENTITY, source_id, records)
-        detail = f"{len(records)} records from {len(files)} files"
+        dropped: list[str] = []
+        # Streamed: each record is merged, checked and written before the next is built.
+        merged = self._mdf_records(source_id, request, result.records, previews)
+        try:
+            count = self._datasets.set_records(
+                SYSTEM_IDENTITY, source_id, _valid_records(merged, dropped)
+            )
+        except InvalidInput as exc:
+            raise self._fail(submission_id, "extracting", exc.detail) from None
+        detail = f"{count} records from {len(files)} files"
         if previews:
             detail += f"; {sum(len(v) for v in previews.values())} previews"
         if dropped:
@@ -192,12 +198,11 @@ class ConnectPipeline(ConnectBase):
         request: SubmissionRequest,
         records: list[dict[str, Any]],
         previews: dict[str, list[dict[str, Any]]],
-    ) -> list[dict[str, Any]]:
+    ) -> Iterator[dict[str, Any]]:
         name, _major, _minor = parse_source_id(source_id)
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         acl = [str(p) for p in request.mdf.get("acl") or [PUBLIC]]
         base = f"{self._base_url}/api/datasets/{source_id}/files"
-        out = []
         for scroll_id, record in enumerate(records, start=1):
             files = []
             for f in record.get("files", []):
@@ -221,8 +226,7 @@ class ConnectPipeline(ConnectBase):
                     f"{k}_desc": v for k, v in request.custom_desc.items() if k in request.custom
                 }
                 merged["custom"] = {**request.custom, **described, **merged.get("custom", {})}
-            out.append(merged)
-        return out
+            yield merged
 
     def _cancel_older(self, submission_id: str, source_id: str) -> int:
         """An update supersedes the same dataset's unfinished submissions (MDF's old_cancel)."""
@@ -276,19 +280,6 @@ class ConnectPipeline(ConnectBase):
             SYSTEM_IDENTITY, index, {"q": f'mdf.source_name:"{name}"', "advanced": True}
         )
         self._search.wait(task.task_id)
-        # A metadata-only version shares its records with the version it came from: point them here.
-        base = f"{self._base_url}/api/datasets/{source_id}/files"
-        records = [
-            {
-                **r,
-                "mdf": {**r.get("mdf", {}), "source_id": source_id},
-                "files": [
-                    {**f, "url": f"{base}/{f['path']}"} if "path" in f else f
-                    for f in r.get("files", [])
-                ],
-            }
-            for r in self._datasets.records(SYSTEM_IDENTITY, source_id)
-        ]
         mdf = {
             "source_name": name,
             "source_id": source_id,
@@ -305,19 +296,26 @@ class ConnectPipeline(ConnectBase):
             raise InvalidInput(
                 f"the dataset entry breaks the dataset schema at {path}: {message}", field=path
             )
-        entries = [{"subject": source_id, "visible_to": dataset_acl, "content": content}] + [
-            {"subject": f"{source_id}.{r['mdf']['scroll_id']}", "visible_to": acl, "content": r}
-            for r in records
+        batch: list[dict[str, Any]] = [
+            {"subject": source_id, "visible_to": dataset_acl, "content": content}
         ]
-        for start in range(0, len(entries), _INGEST_BATCH):
-            body = {
-                "ingest_type": "GMetaList",
-                "ingest_data": {"gmeta": entries[start : start + _INGEST_BATCH]},
-            }
-            task = self._search.ingest(SYSTEM_IDENTITY, index, body)
-            done = self._search.wait(task.task_id, timeout=600)
-            if done.state != "SUCCESS":
-                raise StorageError(f"search ingest failed: {done.message}")
+        # Streamed from records.jsonl, one batch at a time: memory stays flat in the record count.
+        for record in self._datasets.iter_records(SYSTEM_IDENTITY, source_id):
+            record = _pointed_at(record, source_id, self._base_url)
+            subject = f"{source_id}.{record['mdf']['scroll_id']}"
+            batch.append({"subject": subject, "visible_to": acl, "content": record})
+            if len(batch) == _INGEST_BATCH:
+                self._ingest(index, batch)
+                batch = []
+        if batch:
+            self._ingest(index, batch)
+
+    def _ingest(self, index: str, entries: list[dict[str, Any]]) -> None:
+        body = {"ingest_type": "GMetaList", "ingest_data": {"gmeta": entries}}
+        task = self._search.ingest(SYSTEM_IDENTITY, index, body)
+        done = self._search.wait(task.task_id, timeout=600)
+        if done.state != "SUCCESS":
+            raise StorageError(f"search ingest failed: {done.message}")
 
     def _dispatch(
         self,
@@ -351,11 +349,35 @@ class ConnectPipeline(ConnectBase):
         self._step(submission_id, "ingest_backup", "R" if failed else "S", "; ".join(done + failed))
 
 
+def _pointed_at(record: dict[str, Any], source_id: str, base_url: str) -> dict[str, Any]:
+    """A record pointed at this version: a metadata-only version shares its records with the one
+    it came from, so its `mdf.source_id` and file URLs are rewritten here."""
+    base = f"{base_url}/api/datasets/{source_id}/files"
+    return {
+        **record,
+        "mdf": {**record.get("mdf", {}), "source_id": source_id},
+        "files": [
+            {**f, "url": f"{base}/{f['path']}"} if "path" in f else f
+            for f in record.get("files", [])
+        ],
+    }
+
+
 def _validated(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """Records that pass the record schema: a failing extracted block is dropped and reported."""
-    allowed = set(schema("record")["properties"])
     dropped: list[str] = []
-    out = []
+    return list(_valid_records(records, dropped)), dropped
+
+
+def _valid_records(
+    records: Iterable[dict[str, Any]], dropped: list[str]
+) -> Iterator[dict[str, Any]]:
+    """Each record checked against the record schema as it passes; dropped blocks are noted.
+
+    Raises:
+        InvalidInput: the `mdf` or `files` block (ours, not an extractor's) breaks the schema.
+    """
+    allowed = set(schema("record")["properties"])
     for record in records:
         for key in [k for k in record if k not in allowed]:
             dropped.append(f"{key}: not an MDF block")
@@ -369,8 +391,7 @@ def _validated(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
             if block in record:
                 dropped.append(f"{path}: {message}")
                 record.pop(block)
-        out.append(record)
-    return out, dropped
+        yield record
 
 
 def _staged_files(root: Path) -> list[StagedFile]:

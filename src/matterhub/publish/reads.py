@@ -188,6 +188,23 @@ class DatasetReads(ServiceBase):
             return []
         return [json.loads(line) for line in self._blobs.get(key).splitlines() if line.strip()]
 
+    def iter_records(self, identity: Identity, sid: str) -> Iterator[dict[str, Any]]:
+        """The records one at a time, streamed from records.jsonl (memory flat in their number)."""
+        with self._catalog.transaction() as session:
+            ds, ver = self._readable_version(session, identity, sid)
+            key = f"{self._folder(ds.source_name, ver.major, ver.minor)}/records.jsonl"
+        if not self._blobs.exists(key):
+            return
+        pending = b""
+        for chunk in self._blobs.stream(key):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+        if pending.strip():
+            yield json.loads(pending)
+
     def open_file(self, identity: Identity, sid: str, path: str) -> FileHandle:
         """A file the caller may read; NotFound for a path outside the version."""
         check_file_path(path)
