@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from matterhub.catalog.database import Catalog
 from matterhub.catalog.models import Submission, SubmissionStep, User
 from matterhub.connect.collectors.base import Collector, CollectorContext
+from matterhub.connect.collectors.uploads import upload_root
 from matterhub.connect.dispatch import Dispatcher
 from matterhub.connect.documents import status_block
 from matterhub.connect.extractors.registry import run_extractors
@@ -64,6 +66,10 @@ class ConnectBase:
         self._search = search
         self._staging = staging_dir
         self._collectors = list(collectors)
+        if "uploads_dir" not in collector_context.options:
+            # Staging and collecting `upload://` sources must agree on one folder.
+            options = {**collector_context.options, "uploads_dir": str(staging_dir / "uploads")}
+            collector_context = dataclasses.replace(collector_context, options=options)
         self._collector_context = collector_context
         self._base_url = base_url
         self._extract = extract
@@ -109,9 +115,11 @@ class ConnectBase:
             )
         return sub
 
-    def _uploads_dir(self) -> Path:
-        root = self._collector_context.options.get("uploads_dir")
-        return Path(str(root)) if root else self._staging / "uploads"
+    def discard_upload(self, source: str) -> None:
+        """Remove an `upload://` area (a refused submission, or one published); else nothing."""
+        root = upload_root(self._collector_context, source)
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
 
     # reading ----------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from matterhub.catalog.models import Dataset, Submission
 from matterhub.connect.base import ConnectBase
 from matterhub.connect.collectors.base import stage_path
-from matterhub.connect.collectors.uploads import SCHEME
+from matterhub.connect.collectors.uploads import SCHEME, upload_root
 from matterhub.core.connect import SubmissionRequest, sandbox_source_name
 from matterhub.core.datasets import VersionPublic, check_source_name, derive_source_name
 from matterhub.core.errors import (
@@ -159,7 +159,8 @@ class ConnectIntake(ConnectBase):
         if identity.is_anonymous:
             raise Unauthenticated("sign in to upload files")
         upload_id = secrets.token_hex(16)
-        root = self._uploads_dir() / upload_id
+        root = upload_root(self._collector_context, f"{SCHEME}{upload_id}")
+        assert root is not None  # a hex id is always well formed
         target_root = root / "files"
         target_root.mkdir(parents=True)
         (root / "owner").write_text(identity.user_id or "")
@@ -188,20 +189,14 @@ class ConnectIntake(ConnectBase):
             raise
         return f"{SCHEME}{upload_id}"
 
-    def discard_upload(self, source: str) -> None:
-        """Remove an `upload://` area (a refused submission, or one published)."""
-        upload_id = source.removeprefix(SCHEME)
-        if source.startswith(SCHEME) and upload_id.isalnum():
-            shutil.rmtree(self._uploads_dir() / upload_id, ignore_errors=True)
-
     def _check_uploads(self, identity: Identity, sources: list[str]) -> None:
         """An `upload://` source must exist and belong to the submitter."""
         for source in sources:
             if not source.startswith(SCHEME):
                 continue
-            upload_id = source.removeprefix(SCHEME)
-            owner = self._uploads_dir() / upload_id / "owner"
-            if not upload_id.isalnum() or not owner.is_file():
+            root = upload_root(self._collector_context, source)
+            owner = root / "owner" if root is not None else None
+            if owner is None or not owner.is_file():
                 raise InvalidInput(f"{source}: no such upload", field="data_sources")
             if owner.read_text() != (identity.user_id or "") and not identity.bypasses_acl:
                 raise PermissionDenied(f"{source} was uploaded by someone else")

@@ -20,7 +20,6 @@ from sqlalchemy import select
 from matterhub.blobs.base import iter_chunks
 from matterhub.catalog.models import Submission
 from matterhub.connect.base import ConnectBase, Stop
-from matterhub.connect.collectors.uploads import SCHEME
 from matterhub.connect.dispatch import Dispatch
 from matterhub.connect.extractors.base import DerivedFile, ExtractionContext, StagedFile
 from matterhub.core.connect import SubmissionRequest, merge_blocks
@@ -69,9 +68,8 @@ class ConnectPipeline(ConnectBase):
                 self._notify(submission_id, "submission.failed", str(stop))
             return status
         self._finish(submission_id, "succeeded")
-        for source in request.data_sources:
-            if source.startswith(SCHEME):  # published: the uploaded copy has served its purpose
-                shutil.rmtree(self._uploads_dir() / source.removeprefix(SCHEME), ignore_errors=True)
+        for source in request.data_sources:  # published: uploaded copies have served their purpose
+            self.discard_upload(source)
         self._notify(submission_id, "submission.succeeded")
         return "succeeded"
 

@@ -9,19 +9,33 @@ from pathlib import Path
 from matterhub.connect.collectors.base import Collector, CollectorContext, is_archive, safe_unpack
 from matterhub.core.errors import InvalidInput, StorageError
 
-__all__ = ["UploadCollector", "upload_dir"]
+__all__ = ["SCHEME", "UploadCollector", "upload_dir", "upload_root"]
 
 SCHEME = "upload://"
 
 
-def upload_dir(context: CollectorContext, upload_id: str) -> Path:
-    """Where an upload's files wait: `<uploads_dir>/<id>/files`."""
+def upload_root(context: CollectorContext, source: str) -> Path | None:
+    """The folder of an `upload://<id>` source (`<uploads_dir>/<id>`: `owner`, `files/`), or
+    None when the source is not an upload or its id is malformed.
+
+    Raises:
+        InvalidInput: the hub has no uploads folder configured.
+    """
+    upload_id = source.removeprefix(SCHEME)
+    if not source.startswith(SCHEME) or not upload_id.isalnum():
+        return None
     root = context.options.get("uploads_dir")
     if not isinstance(root, (str, Path)):
         raise InvalidInput("this hub does not take uploaded files", field="data_sources")
-    if not upload_id.isalnum():
+    return Path(root) / upload_id
+
+
+def upload_dir(context: CollectorContext, upload_id: str) -> Path:
+    """Where an upload's files wait: `<uploads_dir>/<id>/files`."""
+    root = upload_root(context, f"{SCHEME}{upload_id}")
+    if root is None:
         raise InvalidInput(f"{SCHEME}{upload_id} is not an upload id", field="data_sources")
-    return Path(root) / upload_id / "files"
+    return root / "files"
 
 
 class UploadCollector(Collector):
