@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, insert, select, update
 
 from matterhub.catalog import Catalog
 from matterhub.catalog.models import Task
@@ -221,35 +221,8 @@ class TaskService:
     # the worker ------------------------------------------------------------------------------
 
     def _claim(self) -> list[Task]:
-        now = _now()
-        lease = now + self._lease
-        claimable = or_(
-            Task.status == "received", (Task.status == "running") & (Task.lease_until < now)
-        )
-        with self._claim_lock, self._catalog.transaction() as session:
-            ids = session.scalars(
-                select(Task.id)
-                .where(Task.kind == KIND_ASYNC, claimable)
-                .order_by(Task.created_at)
-                .limit(self._claim_size)
-            ).all()
-            if not ids:
-                return []
-            session.execute(
-                update(Task)
-                .where(Task.id.in_(ids), claimable)
-                .values(
-                    status="running", attempts=Task.attempts + 1, lease_until=lease, started_at=now
-                )
-            )
-            rows = session.scalars(
-                select(Task).where(
-                    Task.id.in_(ids), Task.status == "running", Task.lease_until == lease
-                )
-            ).all()
-            for row in rows:
-                session.expunge(row)
-            return list(rows)
+        with self._claim_lock:
+            return self._jobs.claim_many([KIND_ASYNC], limit=self._claim_size, lease=self._lease)
 
     def _work(self) -> None:
         while not self._stop.is_set():

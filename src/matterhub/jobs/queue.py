@@ -54,34 +54,53 @@ class JobQueue:
 
     def claim(self, kinds: Sequence[str]) -> Job | None:
         """Take the oldest waiting job of these kinds (or one whose lease ran out), or None."""
-        now = _now()
+        rows = self.claim_many(kinds, limit=1)
+        if not rows:
+            return None
+        task = rows[0]
+        return Job(task.id, task.kind, dict(task.payload), task.attempts, task.owner_id)
+
+    def claim_many(
+        self, kinds: Sequence[str], *, limit: int, lease: timedelta | None = None
+    ) -> list[Task]:
+        """Take up to `limit` of the oldest claimable jobs at once; their rows, detached.
+
+        One conditional UPDATE marks them running under a lease stamped with this call's
+        deadline; only rows carrying that stamp are returned, so when two workers race for the
+        same rows each row goes to exactly one of them (a worker that wins none looks again).
+        """
         while True:
+            now = _now()
+            deadline = now + (lease or self._lease)
             with self._catalog.transaction() as session:
-                row = session.execute(
-                    select(Task.id, Task.attempts)
+                ids = session.scalars(
+                    select(Task.id)
                     .where(Task.kind.in_(kinds), _claimable(now))
                     .order_by(Task.created_at)
-                    .limit(1)
-                ).first()
-                if row is None:
-                    return None
-                # A conditional UPDATE: when two workers pick the same row, one wins.
-                won = session.execute(
+                    .limit(limit)
+                ).all()
+                if not ids:
+                    return []
+                session.execute(
                     update(Task)
-                    .where(Task.id == row.id, Task.attempts == row.attempts, _claimable(now))
+                    .where(Task.id.in_(ids), _claimable(now))
                     .values(
                         status="running",
-                        attempts=row.attempts + 1,
-                        lease_until=now + self._lease,
+                        attempts=Task.attempts + 1,
+                        lease_until=deadline,
                         started_at=now,
                     )
                 )
-                if won.rowcount != 1:  # type: ignore[attr-defined]
-                    continue
-                task = session.get(Task, row.id)
-                assert task is not None
-                session.refresh(task)
-                return Job(task.id, task.kind, dict(task.payload), task.attempts, task.owner_id)
+                rows = session.scalars(
+                    select(Task)
+                    .where(Task.id.in_(ids), Task.status == "running", Task.lease_until == deadline)
+                    .order_by(Task.created_at)
+                ).all()
+                for row in rows:
+                    session.expunge(row)
+            if rows:
+                return list(rows)
+            # Another worker took every one of them first: look again.
 
     def renew(self, job_ids: Sequence[str]) -> None:
         """Extend the leases of jobs still running (the worker's heartbeat)."""
