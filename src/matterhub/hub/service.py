@@ -413,6 +413,8 @@ class ServableService:
 
     def artefact(self, identity: Identity, ref: str, build_id: str, name: str) -> str:
         """The text of a container recipe a successful build wrote."""
+        if name not in ARTEFACTS:
+            raise NotFound(f"no artefact {name!r}; try {', '.join(ARTEFACTS)}", field="artefact")
         build = self.get_build(identity, ref, build_id)
         if name not in build.artefacts:
             raise NotFound(f"build {build_id} has no artefact {name!r}", field="artefact")

@@ -28,7 +28,6 @@ from matterhub.core.errors import (
 )
 from matterhub.core.identity import PUBLIC, Identity
 from matterhub.hub import SearchQuery
-from matterhub.hub.builds import ARTEFACTS
 from matterhub.hub.runtime import RunRequest
 from matterhub.web.render import PageRoute, page
 from matterhub.web.servable_view import result_view, servable_view, summarize_servable
@@ -261,8 +260,6 @@ def build_artefact(
     services: ServicesDep,
 ) -> Response:
     """A recipe a successful build wrote (Dockerfile, apptainer.def, requirements.txt), as text."""
-    if artefact not in ARTEFACTS:
-        raise NotFound(f"no artefact {artefact!r}; try {', '.join(ARTEFACTS)}", field="artefact")
     text = services.servables.artefact(session.identity, f"{owner}/{name}", build_id, artefact)
     return PlainTextResponse(text)
 
