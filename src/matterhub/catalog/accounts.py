@@ -122,7 +122,7 @@ class AccountService:
     ) -> UserPublic:
         """Create a user account (administrators only)."""
         self._policy.require_admin(identity)
-        check_name(username, field="username")
+        username = check_name(username, field="username")
         if email is not None and "@" not in email:
             raise InvalidInput(f"{email!r} is not an e-mail address", field="email")
         with self._catalog.transaction() as session:
@@ -152,7 +152,7 @@ class AccountService:
         if self.has_admin():
             return None
         user = self.create_user(SYSTEM_IDENTITY, username, is_admin=True)
-        token = self.create_token(SYSTEM_IDENTITY, username, name="initial admin token")
+        token = self.create_token(SYSTEM_IDENTITY, user.username, name="initial admin token")
         return user, token
 
     # groups --------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ class AccountService:
         """Create a group; a user creating it becomes its first manager."""
         if identity.is_anonymous:
             raise Unauthenticated("sign in to create groups")
-        check_name(name, field="name")
+        name = check_name(name, field="name")
         with self._catalog.transaction() as session:
             groups = GroupRepository(session)
             group = groups.add(Group(name=name, description=description))

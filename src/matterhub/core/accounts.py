@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,20 +17,49 @@ __all__ = [
     "UserPublic",
     "WhoAmI",
     "check_name",
+    "normalise_name",
 ]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def normalise_name(value: str, *, field: str) -> str:
+    """The NFKC form of a name someone chose; refuses control, format and surrounding space.
+
+    Names are matched by equality, so `admin\\n`, `ad\\u200bmin` or `ａｄｍｉｎ` must not live
+    beside `admin`: control (Cc) and format (Cf) characters are refused, and the name is stored
+    and compared in its NFKC form (fullwidth letters, ligatures and the like fold to one spelling).
+
+    Raises:
+        InvalidInput: naming `field` and the offending character.
+    """
+    for text in (value, unicodedata.normalize("NFKC", value)):
+        for char in text:
+            category = unicodedata.category(char)
+            if category in ("Cc", "Cf"):
+                kind = "control" if category == "Cc" else "format"
+                raise InvalidInput(
+                    f"{field} may not contain a {kind} character U+{ord(char):04X}", field=field
+                )
+    normalised = unicodedata.normalize("NFKC", value)
+    if normalised != normalised.strip():
+        raise InvalidInput(f"{field} may not have surrounding whitespace", field=field)
+    return normalised
 
 
 def check_name(value: str, *, field: str) -> str:
-    """Validate a user or group name: 1-64 letters, digits, `.`, `_`, `-`; alphanumeric first."""
-    if not _NAME.match(value):
+    """A user, group or index name in its normalised form, which callers store and compare.
+
+    1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit.
+    """
+    name = normalise_name(value, field=field)
+    if not _NAME.fullmatch(name):
         raise InvalidInput(
             f"{value!r} is not a valid name: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",
             field=field,
         )
-    return value
+    return name
 
 
 class _Public(BaseModel):

@@ -64,7 +64,7 @@ RESERVED_NAMES = frozenset({"manifest.json", "dataset.json", "records.jsonl"})
 
 def check_source_name(name: str) -> str:
     """Validate a source_name: lowercase letters, digits, `_` and `-`, no `_v<n>.<n>` suffix."""
-    if not _SOURCE_NAME.match(name) or _SOURCE_ID.match(name):
+    if not _SOURCE_NAME.fullmatch(name) or _SOURCE_ID.fullmatch(name):
         raise InvalidInput(
             f"{name!r} is not a valid source_name: use 1-151 lowercase letters, digits, '_' or "
             "'-', starting with a letter or digit, and no '_v<major>.<minor>' suffix",

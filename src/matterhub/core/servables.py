@@ -88,7 +88,7 @@ def check_document(document: Any, *, bundle_files: Iterable[str] | None = None) 
         path, message = errors[0]
         raise InvalidInput(f"{path}: {message}", field=path)
     dlhub, servable = document["dlhub"], document["servable"]
-    if not _NAME.match(dlhub["name"]):
+    if not _NAME.fullmatch(dlhub["name"]):
         raise InvalidInput("name may not contain whitespace or '/'", field="dlhub.name")
     requirements(document)
     if is_pipeline(document):
