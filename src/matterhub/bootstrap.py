@@ -107,7 +107,11 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     blobs = open_blobs(settings.storage_url, settings.storage_options)
     policy = Policy()
     ttl = timedelta(days=settings.token_ttl_days) if settings.token_ttl_days else None
-    accounts = AccountService(catalog, policy, default_token_ttl=ttl)
+    accounts = AccountService(
+        catalog, policy, default_token_ttl=ttl, curator_group=settings.curator_group
+    )
+    # Role groups exist from `init` on, and catalogs made before them get them at start.
+    accounts.ensure_role_groups()
     datasets = DatasetService(
         catalog,
         blobs,

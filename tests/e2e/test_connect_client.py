@@ -31,7 +31,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Pa
     init = subprocess.run([*cli, "init"], capture_output=True, text=True, env=env, check=True)
     token = re.search(r"(mh_[0-9a-f]{16}_\S+)", init.stdout)
     assert token, init.stdout
-    subprocess.run([*cli, "group", "add", "curators"], env=env, check=True, capture_output=True)
+    # `init` created the reserved `curators` role group; an administrator fills it.
     subprocess.run(
         [*cli, "group", "add-member", "curators", "admin"], env=env, check=True, capture_output=True
     )

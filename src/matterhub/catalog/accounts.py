@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -12,10 +13,17 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from matterhub.catalog.database import Catalog
-from matterhub.catalog.models import ApiToken, Group, User, utcnow
-from matterhub.catalog.repositories import GroupRepository, TokenRepository, UserRepository
+from matterhub.catalog.models import ApiToken, Group, GroupMember, User, utcnow
+from matterhub.catalog.repositories import (
+    GroupRepository,
+    TokenRepository,
+    UserRepository,
+    sql_clause,
+)
 from matterhub.core.accounts import (
     GroupPublic,
     NewToken,
@@ -24,7 +32,13 @@ from matterhub.core.accounts import (
     WhoAmI,
     check_name,
 )
-from matterhub.core.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from matterhub.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from matterhub.core.identity import (
     ANONYMOUS,
     SYSTEM_IDENTITY,
@@ -33,9 +47,11 @@ from matterhub.core.identity import (
     parse_principal,
     user_principal,
 )
-from matterhub.core.policy import Policy
+from matterhub.core.policy import ADMINS_GROUP, CURATORS_GROUP, Policy
 
 __all__ = ["TOKEN_PREFIX", "AccountService"]
+
+log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "mh"
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -90,9 +106,13 @@ class AccountService:
         default_token_ttl: timedelta | None = timedelta(days=365),
         hasher: PasswordHasher | None = None,
         identity_ttl_s: float = 2.0,
+        curator_group: str = CURATORS_GROUP,
     ) -> None:
         self._catalog = catalog
         self._policy = policy
+        # The role groups: created by `ensure_role_groups`, administered by administrators only.
+        self._curator_group = curator_group
+        self.role_groups = (curator_group, ADMINS_GROUP)
         self._default_ttl = default_token_ttl
         self._hasher = hasher or PasswordHasher()
         # argon2 costs tens of milliseconds by design; tokens are 256-bit random, so once a
@@ -128,6 +148,11 @@ class AccountService:
         with self._catalog.transaction() as session:
             user = User(username=username, email=email, full_name=full_name, is_admin=is_admin)
             UserRepository(session).add(user)
+            if is_admin:
+                groups = GroupRepository(session)
+                admins = groups.by_name(ADMINS_GROUP)
+                if admins is not None:
+                    groups.add_member(admins, user)
             return _user_public(user)
 
     def get_user(self, identity: Identity, username: str) -> UserPublic:
@@ -157,17 +182,77 @@ class AccountService:
 
     # groups --------------------------------------------------------------------------------
 
+    def is_role_group(self, name: str) -> bool:
+        """Whether `name` is (or would be confused with) a reserved role group's name."""
+        folded = name.strip().casefold()
+        return any(folded == reserved.casefold() for reserved in self.role_groups)
+
+    def ensure_role_groups(self) -> list[str]:
+        """Create the role groups (`curators`, `admins`) if missing; idempotent.
+
+        Run by `init` and at every start, so catalogs made before role groups existed get them.
+        A role group is administered by administrators only: a non-admin who manages one (say,
+        someone created `curators` before it was reserved) is demoted to a plain member and
+        logged for the operator to review. The `admins` group lists every administrator.
+
+        Returns:
+            The names of the groups created now.
+        """
+        try:
+            return self._ensure_role_groups()
+        except Conflict:  # another process created one at the same moment; it exists now
+            return self._ensure_role_groups()
+
+    def _ensure_role_groups(self) -> list[str]:
+        created: list[str] = []
+        descriptions = {
+            self._curator_group: "Curators: accept or reject submissions (role group).",
+            ADMINS_GROUP: "Administrators (role group; membership follows is_admin).",
+        }
+        with self._catalog.transaction() as session:
+            groups = GroupRepository(session)
+            for name in self.role_groups:
+                group = groups.by_name(name)
+                if group is None:
+                    groups.add(Group(name=name, description=descriptions[name]))
+                    created.append(name)
+                    continue
+                for member in group.members:
+                    if member.role == "manager" and not member.user.is_admin:
+                        member.role = "member"
+                        log.warning(
+                            "role group %r: %r managed it without being an administrator; "
+                            "now a plain member (review its members)",
+                            name,
+                            member.user.username,
+                        )
+            admins = groups.require(ADMINS_GROUP)
+            for user in UserRepository(session).list():
+                listed = groups.membership(admins.id, user.id)
+                if user.is_admin and listed is None:
+                    groups.add_member(admins, user)
+                elif not user.is_admin and listed is not None:
+                    groups.remove_member(admins, user)
+        self.forget_identities()
+        return created
+
     def create_group(
         self, identity: Identity, name: str, *, description: str | None = None
     ) -> GroupPublic:
-        """Create a group; a user creating it becomes its first manager."""
+        """Create a group; a user creating it becomes its first manager.
+
+        Raises:
+            PermissionDenied: the name is a reserved role group's and the caller no admin.
+        """
         if identity.is_anonymous:
             raise Unauthenticated("sign in to create groups")
         name = check_name(name, field="name")
+        if self.is_role_group(name) and not self._policy.is_admin(identity):
+            raise PermissionDenied(f"{name!r} is a reserved role group; administrators manage it")
         with self._catalog.transaction() as session:
             groups = GroupRepository(session)
             group = groups.add(Group(name=name, description=description))
-            if identity.user_id is not None:
+            if identity.user_id is not None and not self.is_role_group(name):
                 user = UserRepository(session).get(identity.user_id)
                 if user is not None:
                     groups.add_member(group, user, role="manager")
@@ -184,7 +269,11 @@ class AccountService:
             groups = GroupRepository(session)
             group = groups.require(group_name)
             self._require_group_manager(identity, groups, group)
-            groups.add_member(group, UserRepository(session).require(username), role=role)
+            user = UserRepository(session).require(username)
+            if group.name == ADMINS_GROUP:
+                user.is_admin = True  # the admins group is the list of administrators
+                role = "member"
+            groups.add_member(group, user, role=role)
             session.expire(group)
             public = _group_public(groups.require(group_name))
         self.forget_identities()
@@ -196,7 +285,12 @@ class AccountService:
             groups = GroupRepository(session)
             group = groups.require(group_name)
             self._require_group_manager(identity, groups, group)
-            groups.remove_member(group, UserRepository(session).require(username))
+            user = UserRepository(session).require(username)
+            if group.name == ADMINS_GROUP:
+                if UserRepository(session).count_admins() <= 1 and user.is_admin:
+                    raise Conflict("the last administrator cannot leave admins", field="username")
+                user.is_admin = False
+            groups.remove_member(group, user)
             session.expire(group)
             public = _group_public(groups.require(group_name))
         self.forget_identities()
@@ -204,17 +298,21 @@ class AccountService:
 
     def list_groups(self, identity: Identity) -> list[GroupPublic]:
         """All groups for administrators; the caller's own groups otherwise."""
+        rule = self._policy.policy("group").condition(identity)
         with self._catalog.transaction() as session:
-            groups = GroupRepository(session).list()
-            if not identity.bypasses_acl:
-                groups = [g for g in groups if g.id in identity.group_ids]
+            groups = session.scalars(
+                select(Group)
+                .where(sql_clause(rule, Group))
+                .order_by(Group.name)
+                .options(selectinload(Group.members).selectinload(GroupMember.user))
+            ).all()
             return [_group_public(g) for g in groups]
 
     def get_group(self, identity: Identity, name: str) -> GroupPublic:
         """One group: administrators and members only."""
         with self._catalog.transaction() as session:
             group = GroupRepository(session).require(name)
-            if not identity.bypasses_acl and group.id not in identity.group_ids:
+            if not self._policy.policy("group").allows(identity, group):
                 raise NotFound(f"no group named {name!r}", field="group")
             return _group_public(group)
 
@@ -256,7 +354,7 @@ class AccountService:
         """Revoke a token now (its owner or an administrator); it stops working at once."""
         with self._catalog.transaction() as session:
             row = TokenRepository(session).get(token_id)
-            if row is None or not (identity.bypasses_acl or identity.user_id == row.user_id):
+            if row is None or not self._policy.policy("token").allows(identity, row, "manage"):
                 raise NotFound(f"no token {token_id!r}", field="token_id")
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
@@ -432,9 +530,13 @@ class AccountService:
         names: list[str] = []
         if identity.group_ids:
             with self._catalog.transaction() as session:
-                names = [
-                    g.name for g in GroupRepository(session).list() if g.id in identity.group_ids
-                ]
+                names = list(
+                    session.scalars(
+                        select(Group.name)
+                        .where(Group.id.in_(sorted(identity.group_ids)))
+                        .order_by(Group.name)
+                    )
+                )
         return WhoAmI(
             authenticated=not identity.is_anonymous,
             username=identity.username,
@@ -473,6 +575,8 @@ class AccountService:
     ) -> None:
         if identity.bypasses_acl:
             return
+        if self.is_role_group(group.name):
+            raise PermissionDenied(f"{group.name!r} is a role group; administrators manage it")
         member = groups.membership(group.id, identity.user_id) if identity.user_id else None
         if member is None or member.role != "manager":
             raise PermissionDenied(f"only managers of {group.name!r} may change its members")

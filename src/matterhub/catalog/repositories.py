@@ -3,15 +3,86 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Boolean, and_, false, literal, or_, select, true
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from matterhub.catalog.models import ApiToken, Group, GroupMember, User
 from matterhub.core.errors import Conflict, NotFound
+from matterhub.core.policy import (
+    AllOf,
+    AnyOf,
+    Condition,
+    Everything,
+    FieldIn,
+    FieldIs,
+    Meets,
+    Nothing,
+)
 
-__all__ = ["GroupRepository", "TokenRepository", "UserRepository"]
+__all__ = ["GroupRepository", "TokenRepository", "UserRepository", "sql_clause"]
+
+
+class _Meets(FunctionElement[bool]):
+    """`<json list column>` shares an element with the given strings (compiled per dialect)."""
+
+    name = "matterhub_meets"
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(_Meets, "postgresql")
+def _meets_postgresql(element: _Meets, compiler: SQLCompiler, **kw: Any) -> str:
+    column, *values = list(element.clauses)
+    items = ", ".join(compiler.process(v, **kw) for v in values)
+    return f"jsonb_exists_any({compiler.process(column, **kw)}, ARRAY[{items}]::text[])"
+
+
+@compiles(_Meets)
+def _meets_sqlite(element: _Meets, compiler: SQLCompiler, **kw: Any) -> str:
+    column, *values = list(element.clauses)
+    items = ", ".join(compiler.process(v, **kw) for v in values)
+    return (
+        f"EXISTS (SELECT 1 FROM json_each({compiler.process(column, **kw)}) AS acl "
+        f"WHERE acl.value IN ({items}))"
+    )
+
+
+def sql_clause(condition: Condition, model: Any) -> ColumnElement[bool]:
+    """The SQL form of a policy condition over `model`'s columns (the listing filter).
+
+    A JSON access list that is NULL or empty meets nothing, so an empty list selects nobody.
+    """
+    match condition:
+        case Everything():
+            return true()
+        case Nothing():
+            return false()
+        case FieldIs(field=field, value=value):
+            return bool_column(getattr(model, field) == value)
+        case FieldIn(field=field, values=values):
+            return bool_column(getattr(model, field).in_(sorted(values)))
+        case Meets(field=field, held=held):
+            if not held:
+                return false()
+            items = [literal(p) for p in sorted(held)]
+            return bool_column(_Meets(getattr(model, field), *items))
+        case AnyOf(parts=parts):
+            return or_(*(sql_clause(p, model) for p in parts))
+        case AllOf(parts=parts):
+            return and_(*(sql_clause(p, model) for p in parts))
+    raise TypeError(f"no SQL form for {condition!r}")
+
+
+def bool_column(clause: Any) -> ColumnElement[bool]:
+    """Type helper: a comparison as a boolean clause."""
+    return clause  # type: ignore[no-any-return]
 
 
 class _Repository:

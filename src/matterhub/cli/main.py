@@ -138,6 +138,8 @@ def init(
     out.print(
         f"Catalog: {services.catalog.backend} at revision {services.catalog.current_revision()}"
     )
+    roles = ", ".join(services.accounts.role_groups)
+    out.print(f"Role groups: {roles} (reserved; administrators manage their members)")
     if not announce_admin(services, out):
         out.print("An administrator exists already; nothing else to do.")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -15,9 +16,9 @@ from matterhub.catalog.models import Dataset, DatasetFile, DatasetVersion, Group
 from matterhub.catalog.principals import resolve_principals
 from matterhub.core.citations import CitedVersion
 from matterhub.core.datasets import VersionAccess, VersionPublic, parse_source_id, version_access
-from matterhub.core.errors import Conflict, InvalidInput, NotFound
-from matterhub.core.identity import PUBLIC, Identity, group_principal
-from matterhub.core.policy import Action, Policy
+from matterhub.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from matterhub.core.identity import Identity, group_principal, user_principal
+from matterhub.core.policy import Action, Policy, ResourcePolicy
 from matterhub.publish.pid import PIDProvider
 
 __all__ = ["ServiceBase", "update_unclaimed"]
@@ -63,8 +64,17 @@ class ServiceBase:
         return f"datasets/{source_name}/v{major}.{minor}"
 
     def _curators(self, session: Session) -> tuple[str, ...]:
+        """The principal of the reserved curators role group (AccountService.role_groups).
+
+        The name is reserved: only administrators create, join or manage that group, so its
+        members are exactly the curators an administrator chose.
+        """
         group_id = session.scalar(select(Group.id).where(Group.name == self._curator_group))
         return (group_principal(group_id),) if group_id else ()
+
+    def _rules(self, session: Session) -> ResourcePolicy:
+        """The version policy with this catalog's curators group."""
+        return self._policy.versions(self._curators(session))
 
     def _access(self, session: Session, ds: Dataset, ver: DatasetVersion) -> VersionAccess:
         return version_access(
@@ -81,9 +91,7 @@ class ServiceBase:
             return self._is_curator(session, identity)
 
     def _is_curator(self, session: Session, identity: Identity) -> bool:
-        return identity.bypasses_acl or not set(self._curators(session)).isdisjoint(
-            identity.principals
-        )
+        return self._rules(session).allows(identity, None, "curate")
 
     def _find(self, session: Session, sid: str) -> tuple[Dataset, DatasetVersion]:
         """A source_id, or a source_name meaning its latest published (else newest) version."""
@@ -115,9 +123,18 @@ class ServiceBase:
         self, session: Session, identity: Identity, sid: str, action: Action = "read"
     ) -> tuple[Dataset, DatasetVersion]:
         ds, ver = self._find(session, sid)
-        access = self._access(session, ds, ver)
-        self._policy.require(identity, access, action, what="dataset version")
-        return ds, ver
+        rules = self._rules(session)
+        view = SimpleNamespace(
+            owner_id=ds.owner_id,
+            shared_with=ver.shared_with,
+            visible_to=ver.visible_to,
+            state=ver.state,
+        )
+        if rules.allows(identity, view, "read"):
+            if rules.allows(identity, view, action):
+                return ds, ver
+            raise PermissionDenied(f"you may not {action} this dataset version")
+        raise NotFound("dataset version not found")
 
     def _require_draft(self, ver: DatasetVersion) -> None:
         if ver.state != "draft":
@@ -170,7 +187,8 @@ class ServiceBase:
             scroll_id=0,
             resource_type="dataset",
             version=ver.major,
-            acl=list(ver.visible_to) or [PUBLIC],
+            # An empty access list is owner-only (never public): say so in the document.
+            acl=list(ver.visible_to) or [user_principal(ds.owner_id)],
             ingest_date=(published_at or ver.published_at or ver.created_at).isoformat(),
         )
         data = dict(doc.get("data", {}))

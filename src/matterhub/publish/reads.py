@@ -6,12 +6,15 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from matterhub.catalog.models import Dataset, DatasetFile, DatasetVersion, User
+from matterhub.catalog.repositories import sql_clause
 from matterhub.core.citations import cite
 from matterhub.core.datasets import (
     DatasetPublic,
@@ -19,7 +22,6 @@ from matterhub.core.datasets import (
     VersionAccess,
     VersionPublic,
     check_file_path,
-    version_access,
 )
 from matterhub.core.errors import InvalidInput, NotFound
 from matterhub.core.identity import Identity, user_principal
@@ -27,6 +29,14 @@ from matterhub.publish.base import ServiceBase
 from matterhub.publish.bundles import ArchiveMember, stream_tar, stream_zip
 
 __all__ = ["DatasetReads", "FileHandle"]
+
+# The columns the version policy's conditions name, in a query joining versions to datasets.
+_VERSION_COLUMNS = SimpleNamespace(
+    owner_id=Dataset.owner_id,
+    shared_with=DatasetVersion.shared_with,
+    visible_to=DatasetVersion.visible_to,
+    state=DatasetVersion.state,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,53 +54,50 @@ class FileHandle:
 class DatasetReads(ServiceBase):
     """Reading datasets: what the caller may see, and the bytes of what it may read."""
 
+    def _readable(self, session: Session, identity: Identity) -> ColumnElement[bool]:
+        """The SQL clause selecting the versions `identity` may read (joined with Dataset)."""
+        return sql_clause(self._rules(session).condition(identity, "read"), _VERSION_COLUMNS)
+
     def list_datasets(
         self, identity: Identity, *, limit: int = 100, offset: int = 0
     ) -> list[DatasetPublic]:
         """Datasets with at least one version the caller may see, newest first."""
         out: list[DatasetPublic] = []
         with self._catalog.transaction() as session:
-            curators = self._curators(session)
-            datasets = session.scalars(select(Dataset).order_by(Dataset.created_at.desc()))
-            skipped = 0
-            for ds in datasets:
-                versions = session.scalars(
-                    select(DatasetVersion)
-                    .where(DatasetVersion.dataset_id == ds.id)
-                    .order_by(DatasetVersion.major, DatasetVersion.minor)
-                ).all()
-                seen = [
-                    v.source_id
-                    for v in versions
-                    if self._policy.allows(
-                        identity,
-                        version_access(
-                            v.state,
-                            owner_id=ds.owner_id,
-                            visible_to=v.visible_to,
-                            shared_with=v.shared_with,
-                            curators=curators,
-                        ),
-                    )
-                ]
-                if not seen:
-                    continue
-                if skipped < offset:
-                    skipped += 1
-                    continue
-                owner = session.get(User, ds.owner_id)
+            readable = self._readable(session, identity)
+            seen_version = (
+                select(DatasetVersion.id)
+                .where(DatasetVersion.dataset_id == Dataset.id, readable)
+                .exists()
+            )
+            rows = session.execute(
+                select(Dataset, User.username)
+                .join(User, User.id == Dataset.owner_id, isouter=True)
+                .where(seen_version)
+                .order_by(Dataset.created_at.desc(), Dataset.id)
+                .offset(offset)
+                .limit(limit)
+            ).all()
+            ids = [ds.id for ds, _owner in rows]
+            seen: dict[str, list[str]] = {i: [] for i in ids}
+            for dataset_id, source_id in session.execute(
+                select(DatasetVersion.dataset_id, DatasetVersion.source_id)
+                .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+                .where(DatasetVersion.dataset_id.in_(ids), readable)
+                .order_by(DatasetVersion.major, DatasetVersion.minor)
+            ):
+                seen[dataset_id].append(source_id)
+            for ds, owner in rows:
                 out.append(
                     DatasetPublic(
                         source_name=ds.source_name,
-                        owner=owner.username if owner else "",
+                        owner=owner or "",
                         test=ds.test,
-                        latest=ds.latest_source_id if ds.latest_source_id in seen else None,
-                        versions=seen,
+                        latest=ds.latest_source_id if ds.latest_source_id in seen[ds.id] else None,
+                        versions=seen[ds.id],
                         created_at=ds.created_at,
                     )
                 )
-                if len(out) >= limit:
-                    break
         return out
 
     def get(self, identity: Identity, sid: str) -> VersionPublic:
@@ -105,14 +112,15 @@ class DatasetReads(ServiceBase):
             ds = session.scalar(select(Dataset).where(Dataset.source_name == source_name))
             if ds is None:
                 raise NotFound(f"no dataset {source_name!r}", field="source_name")
-            out = []
-            for ver in session.scalars(
-                select(DatasetVersion)
-                .where(DatasetVersion.dataset_id == ds.id)
-                .order_by(DatasetVersion.major, DatasetVersion.minor)
-            ):
-                if self._policy.allows(identity, self._access(session, ds, ver)):
-                    out.append(self._public(session, ds, ver))
+            out = [
+                self._public(session, ds, ver)
+                for ver in session.scalars(
+                    select(DatasetVersion)
+                    .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+                    .where(DatasetVersion.dataset_id == ds.id, self._readable(session, identity))
+                    .order_by(DatasetVersion.major, DatasetVersion.minor)
+                )
+            ]
             if not out:
                 raise NotFound(f"no dataset {source_name!r}", field="source_name")
             return out
