@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,6 +17,7 @@ from typing import Any
 from matterhub.blobs import BlobStore, open_blobs
 from matterhub.catalog import Catalog, open_catalog
 from matterhub.catalog.accounts import AccountService
+from matterhub.catalog.sessions import SessionService
 from matterhub.connect.collectors import CollectorContext, load_collectors
 from matterhub.connect.dispatch import load_dispatchers
 from matterhub.connect.extractors.registry import run_extractors
@@ -35,7 +37,10 @@ from matterhub.search.service import SearchService
 from matterhub.search.tantivy import TantivyIndex
 from matterhub.settings import Settings
 
-__all__ = ["Services", "build_services", "server_secret"]
+__all__ = ["PRIVATE_UMASK", "Services", "build_services", "restrict_file_modes", "server_secret"]
+
+PRIVATE_UMASK = 0o077
+"""What a server process masks off: everything it creates is 0600 (files) or 0700 (folders)."""
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Services:
     servables: ServableService = field(repr=False)
     runs: RunService = field(repr=False)
     tasks: TaskService = field(repr=False)
+    sessions: SessionService = field(repr=False)
 
     def start(self) -> None:
         """Start background work: the search ingest worker and the Connect pipeline; both resume."""
@@ -79,10 +85,11 @@ def server_secret(settings: Settings) -> str:
         return settings.secret.get_secret_value()
     path = settings.data_dir / "secret"
     try:
+        _tighten(path)  # a secret written by an older version may be readable by others
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _ensure_dir(settings.data_dir, field="data_dir")
     value = secrets.token_urlsafe(48)
     # O_EXCL: when two processes start at once, one writes and the other reads its value.
     try:
@@ -101,6 +108,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         CatalogError / StorageError / InvalidInput: a setting names a backend that cannot be
             opened; the error's `field` is the setting.
     """
+    restrict_file_modes()
     _ensure_dir(settings.data_dir, field="data_dir")
     _tune_gc()
     catalog = open_catalog(settings.database_url, migrate=migrate)
@@ -166,7 +174,20 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         servables=servables,
         runs=runs,
         tasks=TaskService(catalog, runs, jobs, ttl_s=settings.hub_results_ttl_s),
+        sessions=SessionService(catalog, ttl=timedelta(hours=settings.web_session_hours)),
     )
+
+
+def restrict_file_modes() -> None:
+    """Make everything this process creates from now on private to the server's user.
+
+    The data folder holds the catalog, the server secret, private blobs and uploads; a umask of
+    0o077, set once for the whole server process, covers every writer (SQLite, tantivy, fsspec,
+    the collectors) without each having to remember. The hub's servable environments and
+    unpacked servable files, which the sandbox's unprivileged user must read, are the one
+    exception: the hub gives those their modes itself.
+    """
+    os.umask(PRIVATE_UMASK)
 
 
 def _extract(settings: Settings) -> Callable[..., Any]:
@@ -277,7 +298,21 @@ def _tune_gc() -> None:
 
 
 def _ensure_dir(path: Path, *, field: str) -> None:
+    """Create the folder (0700) unless it exists.
+
+    An existing data folder is closed to group and others only when it holds our secret, so a
+    data_dir pointed at a shared folder by mistake is never chmod-ed.
+    """
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if (path / "secret").is_file():
+            _tighten(path)
     except OSError as exc:
         raise InvalidInput(f"{field} {str(path)!r} cannot be created: {exc}", field=field) from exc
+
+
+def _tighten(path: Path) -> None:
+    """Drop group and other permissions from a file or folder this user owns."""
+    info = path.stat()
+    if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        path.chmod(stat.S_IMODE(info.st_mode) & 0o700)

@@ -92,6 +92,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Default lifetime of new API tokens in days; unset: tokens never expire.",
     )
+    web_session_hours: int = Field(
+        default=14 * 24,
+        gt=0,
+        description=(
+            "How long a web sign-in lasts, in hours; the server forgets the session then, at "
+            "sign-out, or when the user's password changes."
+        ),
+    )
     admin_username: str = Field(
         default="admin",
         description="Name of the first administrator, made by `matterhub init` or on first serve.",

@@ -24,6 +24,7 @@ from matterhub.catalog.repositories import (
     UserRepository,
     sql_clause,
 )
+from matterhub.catalog.sessions import SessionRepository
 from matterhub.core.accounts import (
     GroupPublic,
     NewToken,
@@ -372,7 +373,7 @@ class AccountService:
     # passwords -----------------------------------------------------------------------------
 
     def set_password(self, identity: Identity, username: str, password: str) -> UserPublic:
-        """Set (or replace) a user's web sign-in password: yourself, or anyone for admins."""
+        """Set (or replace) a user's web sign-in password and end the user's web sessions."""
         self._require_self_or_admin(identity, username)
         if not _MIN_PASSWORD <= len(password) <= _MAX_PASSWORD:
             raise InvalidInput(
@@ -382,6 +383,8 @@ class AccountService:
         with self._catalog.transaction() as session:
             user = UserRepository(session).require(username)
             user.password_hash = hashed
+            # A new password ends every web session of the account (a thief's included).
+            SessionRepository(session).end_for_user(user.id)
             return _user_public(user)
 
     def check_password(self, username: str, password: str) -> Identity:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,7 +71,7 @@ def open_catalog(url: str, *, migrate: bool = True, echo: bool = False) -> Catal
                 field="database_url",
             )
         try:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(parsed.database))
         except OSError as exc:
             raise CatalogError(
                 f"database_url {url!r}: cannot create {Path(parsed.database).parent}: {exc}",
@@ -89,6 +91,28 @@ def open_catalog(url: str, *, migrate: bool = True, echo: bool = False) -> Catal
     if migrate:
         catalog.upgrade()
     return catalog
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file 0600 (in a 0700 folder) before SQLite does, or tighten ours.
+
+    SQLite gives its -wal and -shm files the mode of the database file, so all three stay
+    readable by the server's user alone whatever the process umask.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    # A catalog written by an older version was created 0644: close it and its companions.
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+        try:
+            info = (path.parent / name).stat()
+        except FileNotFoundError:
+            continue
+        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
+            (path.parent / name).chmod(stat.S_IMODE(info.st_mode) & 0o700)
 
 
 class Catalog:

@@ -42,6 +42,7 @@ __all__ = [
     "Task",
     "UploadSession",
     "User",
+    "UserSession",
     "new_id",
     "utcnow",
 ]
@@ -164,6 +165,24 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
+
+
+class UserSession(Base):
+    """A signed-in web session: the browser's cookie holds a random id, the catalog its hash.
+
+    Signing out deletes the row; a password change deletes all of the user's rows; a session
+    started with an API token names it, so revoking the token ends the session too.
+    """
+
+    __tablename__ = "user_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_id: Mapped[str | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class Dataset(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -50,7 +51,9 @@ def signin(
     """Check the password and start a session."""
     require_csrf(session, csrf_token)
     try:
-        identity = services.accounts.check_password(username, password)
+        # Names are stored NFKC-normalised, so `ａｌｉｃｅ` signs in as `alice`.
+        name = unicodedata.normalize("NFKC", username)
+        identity = services.accounts.check_password(name, password)
     except Unauthenticated as exc:
         context = {"next": safe_next(next), "message": exc.detail, "username": username}
         return page(request, session, "signin.html", context, status_code=401)
@@ -67,22 +70,28 @@ def signin_token(
     csrf_token: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    """Check an API token and start a session that lasts while the token does."""
+    """Check an API token and start a session that ends when the token does (or sooner).
+
+    The session remembers which token it came from, never the token itself.
+    """
     require_csrf(session, csrf_token)
+    bearer = token.strip()
     try:
-        identity = services.accounts.authenticate(token.strip())
+        identity = services.accounts.authenticate(bearer)
         if identity.user_id is None:
             raise Unauthenticated("invalid API token")
     except Unauthenticated as exc:
         context = {"next": safe_next(next), "message": exc.detail}
         return page(request, session, "signin.html", context, status_code=401)
-    session.sign_in(identity, token=token.strip())
+    # authenticate accepted `mh_<id>_<secret>`, so the id is the middle part.
+    token_id = bearer.split("_", 2)[1]
+    session.sign_in(identity, token_id=token_id)
     return _signed_in(session, next)
 
 
 @router.post("/signout")
 def signout(session: CurrentSession, csrf_token: Annotated[str, Form()] = "") -> Response:
-    """End the session."""
+    """End the session: the server forgets it, so the old cookie no longer signs anyone in."""
     require_csrf(session, csrf_token)
     session.sign_out()
     return _signed_in(session, "/")

@@ -1,29 +1,29 @@
-"""Web sessions: a cookie signed with the server secret, CSRF tokens, and the caller's identity.
+"""Web sessions: a random id in a cookie, the session itself in the catalog, and CSRF tokens.
 
-The cookie holds `{n: nonce, u: username | None, k: token | None, iat: issued}` as base64 JSON plus
-an HMAC-SHA256 of it under the server secret. Nothing in it is trusted without the signature, and
-the identity is re-read from the catalog on every request, so disabling a user or revoking a token
-ends their web session at once. Forms carry `HMAC(secret, "csrf" + nonce)`; signing in or out
-starts a new nonce.
+The cookie holds `s.<id>` for a signed-in browser, where `<id>` is 256 random bits whose SHA-256
+keys a row of `user_sessions` (catalog.sessions); nothing else — no username, no API token.
+Signing out deletes the row, a password change deletes all of the user's rows, and the row's
+expiry is enforced by the server. A browser that is not signed in holds `a.<nonce>` (random,
+never stored), so its sign-in form still has a CSRF token. Forms carry
+`HMAC(secret, "csrf" + cookie)`: a token is bound to one session and dies with it, and signing
+in or out starts a new cookie, so a planted cookie (session fixation) never becomes signed in.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
+import re
 import secrets
-import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.responses import Response
 
 from matterhub.api.deps import ServicesDep
-from matterhub.bootstrap import Services
-from matterhub.core.errors import MatterHubError, PermissionDenied
+from matterhub.catalog.sessions import SessionService
+from matterhub.core.errors import PermissionDenied
 from matterhub.core.identity import ANONYMOUS, Identity
 
 __all__ = [
@@ -35,44 +35,12 @@ __all__ = [
 ]
 
 COOKIE = "matterhub_session"
-MAX_AGE_S = 14 * 24 * 3600
+_ANONYMOUS, _SIGNED_IN = "a.", "s."
+_VALUE = re.compile(r"[as]\.[A-Za-z0-9_-]{43}")
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: str, payload: str) -> str:
-    return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
-
-
-def sign(secret: str, data: dict[str, Any]) -> str:
-    """The cookie value for `data`."""
-    payload = _b64(json.dumps(data, separators=(",", ":")).encode())
-    return f"{payload}.{_mac(secret, payload)}"
-
-
-def unsign(secret: str, value: str | None, *, now: float | None = None) -> dict[str, Any] | None:
-    """The data of a cookie this server signed and that has not expired, else None."""
-    if not value or "." not in value:
-        return None
-    payload, _, mac = value.rpartition(".")
-    if not hmac.compare_digest(mac, _mac(secret, payload)):
-        return None
-    try:
-        data = json.loads(_unb64(payload))
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("n"), str):
-        return None
-    issued = data.get("iat")
-    if not isinstance(issued, int) or (now or time.time()) - issued > MAX_AGE_S:
-        return None
-    return data
+def _random() -> str:
+    return secrets.token_urlsafe(32)  # 43 characters
 
 
 @dataclass
@@ -80,43 +48,59 @@ class WebSession:
     """One browser's session: who it is signed in as, and its CSRF token."""
 
     secret: str = field(repr=False)
-    nonce: str
-    username: str | None = None
-    token: str | None = field(default=None, repr=False)
+    nonce: str = field(repr=False)  # the cookie's value
     identity: Identity = ANONYMOUS
+    store: SessionService | None = field(default=None, repr=False)
     changed: bool = False
     secure: bool = False
+    max_age: int | None = None
+
+    @property
+    def username(self) -> str | None:
+        """The signed-in user's name, if any."""
+        return self.identity.username
 
     @property
     def csrf(self) -> str:
         """The CSRF token forms of this session must send back."""
-        return _mac(self.secret, "csrf" + self.nonce)
+        mac = hmac.new(self.secret.encode(), ("csrf" + self.nonce).encode(), hashlib.sha256)
+        return mac.hexdigest()
 
-    def sign_in(self, identity: Identity, *, token: str | None = None) -> None:
-        """Start a signed-in session (a new nonce, so old form tokens stop working)."""
-        self.nonce = secrets.token_urlsafe(18)
-        self.username = identity.username
-        self.token = token
+    def sign_in(self, identity: Identity, *, token_id: str | None = None) -> None:
+        """Start a server-side session (a new id, so the old cookie and form tokens stop working).
+
+        Args:
+            identity: the user who proved who they are.
+            token_id: the API token they signed in with; revoking it ends the session.
+        """
+        if self.store is None:
+            raise RuntimeError("this session cannot sign in (no session store)")
+        self._end_server_side()
+        self.nonce = _SIGNED_IN + self.store.start(identity, token_id=token_id)
         self.identity = identity
+        self.max_age = int(self.store.ttl.total_seconds())
         self.changed = True
 
     def sign_out(self) -> None:
-        """End the session."""
-        self.nonce = secrets.token_urlsafe(18)
-        self.username = None
-        self.token = None
+        """End the session on the server and give the browser a fresh anonymous cookie."""
+        self._end_server_side()
+        self.nonce = _ANONYMOUS + _random()
         self.identity = ANONYMOUS
+        self.max_age = None
         self.changed = True
+
+    def _end_server_side(self) -> None:
+        if self.store is not None and self.nonce.startswith(_SIGNED_IN):
+            self.store.end(self.nonce.removeprefix(_SIGNED_IN))
 
     def save(self, response: Response) -> None:
         """Set the cookie on `response` when the session is new or changed."""
         if not self.changed:
             return
-        data = {"n": self.nonce, "u": self.username, "k": self.token, "iat": int(time.time())}
         response.set_cookie(
             COOKIE,
-            sign(self.secret, data),
-            max_age=MAX_AGE_S,
+            self.nonce,
+            max_age=self.max_age,
             httponly=True,
             samesite="lax",
             secure=self.secure,
@@ -124,36 +108,22 @@ class WebSession:
         )
 
 
-def _identity(services: Services, data: dict[str, Any]) -> Identity | None:
-    """The identity a signed cookie names, or None when it no longer holds."""
-    try:
-        if isinstance(data.get("k"), str):
-            return services.accounts.authenticate(data["k"])
-        if isinstance(data.get("u"), str):
-            return services.accounts.identity_for(data["u"])
-    except MatterHubError:
-        return None
-    return ANONYMOUS
-
-
 def get_session(request: Request, services: ServicesDep) -> WebSession:
-    """This request's session (a fresh anonymous one when the cookie is missing or invalid)."""
+    """This request's session (a fresh anonymous one when the cookie is missing or has ended)."""
     secure = services.settings.base_url.startswith("https://")
-    data = unsign(services.secret, request.cookies.get(COOKIE))
-    if data is not None:
-        identity = _identity(services, data)
-        if identity is not None:
-            return WebSession(
-                secret=services.secret,
-                nonce=data["n"],
-                username=identity.username,
-                token=data.get("k") if isinstance(data.get("k"), str) else None,
-                identity=identity,
-                secure=secure,
-            )
-    return WebSession(
-        secret=services.secret, nonce=secrets.token_urlsafe(18), changed=True, secure=secure
+    value = request.cookies.get(COOKIE) or ""
+    session = WebSession(
+        secret=services.secret, nonce=value, store=services.sessions, secure=secure
     )
+    if not _VALUE.fullmatch(value):
+        session.nonce, session.changed = _ANONYMOUS + _random(), True
+    elif value.startswith(_SIGNED_IN):
+        identity = services.sessions.resolve(value.removeprefix(_SIGNED_IN))
+        if identity is None:  # signed out, expired, password changed, token revoked
+            session.nonce, session.changed = _ANONYMOUS + _random(), True
+        else:
+            session.identity = identity
+    return session
 
 
 CurrentSession = Annotated[WebSession, Depends(get_session)]
