@@ -16,9 +16,10 @@ pytestmark = pytest.mark.anyio
 MDF_UUID = "1a57bbe5-5272-477f-9d31-343b8258b7a5"
 
 
-async def wait_task(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
+async def wait_task(client: httpx.AsyncClient, task_id: str, token: str) -> dict[str, Any]:
+    """A write task's final state, read as the caller who queued it (tasks are theirs)."""
     for _ in range(400):
-        task = (await client.get(f"/v1/task/{task_id}")).json()
+        task = (await client.get(f"/v1/task/{task_id}", headers=bearer(token))).json()
         if task["state"] in ("SUCCESS", "FAILED"):
             return task
         time.sleep(0.02)
@@ -32,7 +33,7 @@ async def admin(client: httpx.AsyncClient, make_user: Callable[..., str]) -> str
     response = await client.post(f"/v1/index/{MDF_UUID}/ingest", json=body, headers=bearer(token))
     assert response.status_code == 200, response.text
     assert response.json()["acknowledged"] is True
-    assert (await wait_task(client, response.json()["task_id"]))["state"] == "SUCCESS"
+    assert (await wait_task(client, response.json()["task_id"], token))["state"] == "SUCCESS"
     return token
 
 
@@ -117,12 +118,12 @@ async def test_deletes_over_http(client: httpx.AsyncClient, admin: str) -> None:
     gone = await client.request(
         "DELETE", "/v1/index/mdf/subject", params={"subject": "demo_src.4"}, headers=bearer(admin)
     )
-    assert (await wait_task(client, gone.json()["task_id"]))["state"] == "SUCCESS"
+    assert (await wait_task(client, gone.json()["task_id"], admin))["state"] == "SUCCESS"
     missing = await client.get("/v1/index/mdf/subject", params={"subject": "demo_src.4"})
     assert missing.status_code == 404
     body = {"q": "mdf.source_name:demo_src_1", "advanced": True}
     task = await client.post("/v1/index/mdf/delete_by_query", json=body, headers=bearer(admin))
-    assert (await wait_task(client, task.json()["task_id"]))["state"] == "SUCCESS"
+    assert (await wait_task(client, task.json()["task_id"], admin))["state"] == "SUCCESS"
     left = (await client.post("/v1/index/mdf/search", json={"q": "*", "limit": 0})).json()
     assert left["total"] == 50 - 1 - 17
 
@@ -176,5 +177,5 @@ async def test_bad_entry_names_it_and_nothing_is_written(
     response = await client.post("/v1/index/mdf/ingest", json=body, headers=bearer(token))
     assert response.status_code == 400
     assert response.json()["field"] == "ingest_data.gmeta[1].content.big"
-    tasks = (await client.get("/v1/task_list/mdf")).json()["tasks"]
+    tasks = (await client.get("/v1/task_list/mdf", headers=bearer(token))).json()["tasks"]
     assert tasks == []

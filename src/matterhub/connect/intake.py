@@ -14,6 +14,7 @@ from typing import IO, Any
 from sqlalchemy import select
 
 from matterhub.catalog.models import Dataset, Submission
+from matterhub.catalog.principals import submission_access
 from matterhub.connect.base import ConnectBase
 from matterhub.connect.collectors.base import stage_path
 from matterhub.connect.collectors.uploads import SCHEME, upload_root
@@ -26,7 +27,7 @@ from matterhub.core.errors import (
     PermissionDenied,
     Unauthenticated,
 )
-from matterhub.core.identity import PUBLIC, SYSTEM_IDENTITY, Identity
+from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 from matterhub.core.organizations import apply_organizations
 
 __all__ = ["ConnectIntake"]
@@ -61,7 +62,12 @@ class ConnectIntake(ConnectBase):
                     f"{name!r} was submitted before; set update=true to submit a new version",
                     field="update",
                 )
-        visible = [str(p) for p in request.mdf.get("acl") or [PUBLIC]]
+        # Access is decided here, before anything is stored or published: refused when
+        # malformed, owner-only when empty, and stored resolved so every later step agrees.
+        # An update that names no access list keeps the dataset's (never falls back to public).
+        current = self._datasets.get(SYSTEM_IDENTITY, name) if dataset is not None else None
+        request = self._resolve_access(request, owner or identity.user_id or "", current)
+        visible = list(request.mdf["acl"])
         dc = self._dc(request)
         if dataset is None:
             version = self._datasets.create(
@@ -73,7 +79,7 @@ class ConnectIntake(ConnectBase):
                 test=request.test,
             )
         else:
-            version = self._next_version(identity, name, dc)
+            version = self._next_version(identity, name, dc, visible)
         self._record(identity, version.source_id, request, test=request.test)
         return {"source_id": version.source_id, "success": True, "error": None, "status_code": 202}
 
@@ -89,7 +95,17 @@ class ConnectIntake(ConnectBase):
         current = self._datasets.get(identity, source_id)
         if not current.is_latest:
             raise Conflict(f"{source_id} is not the latest version", field="source_id")
-        version = self._datasets.update_metadata(identity, source_id, dc=self._dc(request) or None)
+        with self._catalog.transaction() as session:
+            owner_id = session.scalar(
+                select(Dataset.owner_id).where(Dataset.source_name == current.source_name)
+            )
+        request = self._resolve_access(request, owner_id or "", current)
+        version = self._datasets.update_metadata(
+            identity,
+            source_id,
+            dc=self._dc(request) or None,
+            visible_to=list(request.mdf["acl"]),
+        )
         stored = request.model_copy(update={"update_metadata_only": True})
         self._record(identity, version.source_id, stored, test=source_id.startswith("_test_"))
         return {"source_id": version.source_id, "success": True, "error": None, "status_code": 202}
@@ -109,10 +125,41 @@ class ConnectIntake(ConnectBase):
             self._enqueue(session, sub.id, identity.user_id)
         self._wake()
 
-    def _next_version(self, identity: Identity, name: str, dc: dict[str, Any]) -> VersionPublic:
+    def _resolve_access(
+        self, request: SubmissionRequest, owner_id: str, current: VersionPublic | None
+    ) -> SubmissionRequest:
+        """The request with `mdf.acl` and `dataset_acl` resolved to URNs (see principals).
+
+        An update that names no access list keeps the current version's, and the dataset
+        entry's list of the submission it updates; it never falls back to public.
+        """
+        acl: Any = request.mdf.get("acl")
+        dataset_acl: Any = request.dataset_acl
+        if current is not None and "acl" not in request.mdf and not dataset_acl:
+            acl = list(current.visible_to)
+            dataset_acl = self._last_dataset_acl(current.source_id) or acl
+        with self._catalog.transaction() as session:
+            access = submission_access(session, acl=acl, dataset_acl=dataset_acl, owner_id=owner_id)
+        mdf = {**request.mdf, "acl": access.records}
+        return request.model_copy(update={"mdf": mdf, "dataset_acl": access.dataset})
+
+    def _last_dataset_acl(self, source_id: str) -> list[str]:
+        with self._catalog.transaction() as session:
+            stored = session.scalar(
+                select(Submission.request)
+                .where(Submission.source_id == source_id)
+                .order_by(Submission.created_at.desc())
+            )
+        return [str(p) for p in (stored or {}).get("dataset_acl") or []]
+
+    def _next_version(
+        self, identity: Identity, name: str, dc: dict[str, Any], visible: list[str]
+    ) -> VersionPublic:
         """The version an update fills: a new one, or the unpublished one it supersedes."""
         try:
-            return self._datasets.new_version(identity, name, dc=dc)
+            fresh = self._datasets.new_version(identity, name, dc=dc)
+            # The new version's files take this submission's access list, not the old one's.
+            return self._datasets.update_metadata(identity, fresh.source_id, visible_to=visible)
         except Conflict:
             pending = [
                 v
@@ -134,7 +181,9 @@ class ConnectIntake(ConnectBase):
             self._mark_cancelled(other, f"superseded by a newer submission of {name}")
         if version.state != "draft":
             self._datasets.reopen(SYSTEM_IDENTITY, version.source_id)
-        return self._datasets.update_metadata(identity, version.source_id, dc=dc)
+        return self._datasets.update_metadata(
+            identity, version.source_id, dc=dc, visible_to=visible
+        )
 
     @staticmethod
     def _dc(request: SubmissionRequest) -> dict[str, Any]:

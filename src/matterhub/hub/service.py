@@ -212,10 +212,16 @@ class ServableService:
     ) -> tuple[list[str], list[str]]:
         dlhub = document["dlhub"]
         mine = user_principal(owner.id)
-        visible = self._principals(session, dlhub.get("visible_to") or [PUBLIC], "dlhub.visible_to")
+        # Absent means DLHub's default (public); an empty list means the owner only.
+        raw_visible = dlhub.get("visible_to")
+        visible = self._principals(
+            session, [PUBLIC] if raw_visible is None else raw_visible, "dlhub.visible_to"
+        )
         raw_run = dlhub.get("runnable_by")
         runnable = (
-            self._principals(session, raw_run, "dlhub.runnable_by") if raw_run else list(visible)
+            self._principals(session, raw_run, "dlhub.runnable_by")
+            if raw_run is not None
+            else list(visible)
         )
         return list(dict.fromkeys([*visible, mine])), list(dict.fromkeys([*runnable, mine]))
 

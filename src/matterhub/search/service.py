@@ -24,6 +24,7 @@ from sqlalchemy.orm import defer
 
 from matterhub.catalog.database import Catalog
 from matterhub.catalog.models import SearchIndex, SearchTask
+from matterhub.catalog.repositories import sql_clause
 from matterhub.core.accounts import check_name
 from matterhub.core.errors import BadRequest, Conflict, NotFound, PermissionDenied
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
@@ -32,6 +33,7 @@ from matterhub.core.search import MAX_RESULTS, GScrollRequest, GSearchRequest, G
 from matterhub.search.backend import Hit, Page, SearchBackend, SearchSpec
 from matterhub.search.documents import Prepared
 from matterhub.search.parser import query_tree
+from matterhub.search.tree import Exists, MatchAll
 from matterhub.search.writer import IngestWorker
 
 __all__ = ["DEFAULT_INDEXES", "IndexInfo", "SearchService"]
@@ -165,28 +167,37 @@ class SearchService:
                 self._backends[index_id] = backend
             return backend
 
-    def _info(self, index: SearchIndex) -> IndexInfo:
+    def _info(self, index: SearchIndex, identity: Identity = SYSTEM_IDENTITY) -> IndexInfo:
         return IndexInfo(
             id=index.id,
             name=index.name,
             display_name=index.display_name,
             description=index.description,
             created_at=index.created_at.isoformat(),
-            num_entries=self.backend(index.id).count(),
-            writers=list(index.writers),
+            num_entries=self._visible_count(identity, index),
+            writers=list(index.writers) if self._policy.is_admin(identity) else [],
         )
 
+    def _visible_count(self, identity: Identity, index: SearchIndex) -> int:
+        """How many entries of the index `identity` may see (hidden ones are not counted)."""
+        principals = self._policy.search_filter(identity).principals
+        backend = self.backend(index.id)
+        if principals is None:
+            return backend.count()
+        spec = SearchSpec(tree=MatchAll(), principals=principals, limit=0)
+        return backend.search(spec).total
+
     def get_index(self, identity: Identity, ref: str) -> IndexInfo:
-        """One index by id or name."""
-        return self._info(self._resolve(ref))
+        """One index by id or name; its entry count covers what the caller may see."""
+        return self._info(self._resolve(ref), identity)
 
     def list_indexes(self, identity: Identity) -> list[IndexInfo]:
-        """Every index."""
+        """Every index, with counts of what the caller may see."""
         self._ensure_defaults()
         with self._catalog.transaction() as session:
             indexes = session.scalars(select(SearchIndex).order_by(SearchIndex.name)).all()
             session.expunge_all()
-        return [self._info(i) for i in indexes]
+        return [self._info(i, identity) for i in indexes]
 
     def create_index(
         self,
@@ -215,7 +226,7 @@ class SearchService:
         return self._info(index)
 
     def _require_writer(self, identity: Identity, index: SearchIndex) -> None:
-        if identity.bypasses_acl or not identity.principals.isdisjoint(index.writers):
+        if self._policy.policy("index").allows(identity, index, "write"):
             return
         raise PermissionDenied(f"you may not write to index {index.name!r}")
 
@@ -276,8 +287,26 @@ class SearchService:
         raise NotFound(f"no entry {entry_id!r} of subject {subject!r}", field="entry_id")
 
     def mapping(self, identity: Identity, ref: str) -> dict[str, str]:
-        """Every field path in the index with its type."""
-        return self.backend(self._resolve(ref).id).mapping()
+        """Every field path with its type, over the entries the caller may see.
+
+        A field held only by entries hidden from the caller is left out: its name alone can
+        tell what an unreleased dataset measures.
+        """
+        backend = self.backend(self._resolve(ref).id)
+        every = backend.mapping()
+        principals = self._policy.search_filter(identity).principals
+        if principals is None or not every:
+            return every
+        visible = backend.search(SearchSpec(tree=MatchAll(), principals=principals, limit=0))
+        if visible.total == 0:
+            return {}
+        if visible.total == backend.count():
+            return every
+        return {
+            path: kind
+            for path, kind in every.items()
+            if backend.search(SearchSpec(tree=Exists(path), principals=principals, limit=0)).total
+        }
 
     # writes ----------------------------------------------------------------------------------
 
@@ -375,11 +404,12 @@ class SearchService:
             return _task_doc(task)
 
     def get_task(self, identity: Identity, task_id: str) -> GTask:
-        """A write's state."""
+        """A write's state: for the caller who queued it, and administrators."""
+        rule = sql_clause(self._policy.policy("task").condition(identity), SearchTask)
         with self._catalog.transaction() as session:
             task = session.scalar(
                 select(SearchTask)
-                .where(SearchTask.id == task_id)
+                .where(SearchTask.id == task_id, rule)
                 .options(defer(SearchTask.payload))
             )
             if task is None:
@@ -387,13 +417,14 @@ class SearchService:
             return _task_doc(task)
 
     def list_tasks(self, identity: Identity, ref: str, *, limit: int = 100) -> list[GTask]:
-        """The newest writes to an index."""
+        """The newest writes to an index the caller queued (every write for administrators)."""
         index = self._resolve(ref)
+        rule = sql_clause(self._policy.policy("task").condition(identity), SearchTask)
         with self._catalog.transaction() as session:
             tasks = session.scalars(
                 select(SearchTask)
                 .options(defer(SearchTask.payload))
-                .where(SearchTask.index_id == index.id)
+                .where(SearchTask.index_id == index.id, rule)
                 .order_by(SearchTask.seq.desc())
                 .limit(limit)
             ).all()
