@@ -16,13 +16,13 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from starlette.responses import Response
 
 from matterhub.api.deps import ServicesDep
-from matterhub.catalog.sessions import SessionService
 from matterhub.core.errors import PermissionDenied
 from matterhub.core.identity import ANONYMOUS, Identity
 
@@ -39,6 +39,27 @@ _ANONYMOUS, _SIGNED_IN = "a.", "s."
 _VALUE = re.compile(r"[as]\.[A-Za-z0-9_-]{43}")
 
 
+class SessionStore(Protocol):
+    """Where sessions live (catalog.sessions.SessionService, reached through Services)."""
+
+    @property
+    def ttl(self) -> timedelta:
+        """How long a session lasts."""
+        ...
+
+    def start(self, identity: Identity, *, token_id: str | None = None) -> str:
+        """A new session's id."""
+        ...
+
+    def resolve(self, session_id: str) -> Identity | None:
+        """The identity of a live session."""
+        ...
+
+    def end(self, session_id: str) -> None:
+        """Forget a session."""
+        ...
+
+
 def _random() -> str:
     return secrets.token_urlsafe(32)  # 43 characters
 
@@ -50,7 +71,7 @@ class WebSession:
     secret: str = field(repr=False)
     nonce: str = field(repr=False)  # the cookie's value
     identity: Identity = ANONYMOUS
-    store: SessionService | None = field(default=None, repr=False)
+    store: SessionStore | None = field(default=None, repr=False)
     changed: bool = False
     secure: bool = False
     max_age: int | None = None
