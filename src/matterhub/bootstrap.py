@@ -32,6 +32,7 @@ from matterhub.hub.inputs import InputFiles
 from matterhub.hub.runtime import RunLimits, RunService, open_executor
 from matterhub.hub.tasks import TaskService
 from matterhub.jobs import JobQueue
+from matterhub.netguard import NetGuard
 from matterhub.publish import DatasetService, load_pid_provider
 from matterhub.search.service import SearchService
 from matterhub.search.tantivy import TantivyIndex
@@ -143,6 +144,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
             allowed_roots=tuple(settings.connect_allowed_roots),
             allow_private_addresses=settings.connect_allow_private_urls,
             max_bytes=settings.connect_max_bytes,
+            guard=outbound_guard(settings),
             options={
                 "zenodo_url": settings.connect_zenodo_url,
                 "figshare_url": settings.connect_figshare_url,
@@ -152,7 +154,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         ),
         base_url=settings.base_url,
         secret=secret,
-        dispatchers=load_dispatchers(),
+        dispatchers=load_dispatchers(outbound_guard(settings)),
         organizations=_organizations(settings),
         notifiers=_notifiers(settings),
         jobs=jobs,
@@ -218,7 +220,7 @@ def _runs(settings: Settings, servables: ServableService) -> RunService:
     files = InputFiles(
         settings.data_dir / "hub" / "inputs",
         max_bytes=settings.hub_max_input_bytes,
-        allow_private=settings.connect_allow_private_urls,
+        guard=outbound_guard(settings),
     )
     return RunService(servables, executor, ResultCache(), limits=limits, files=files)
 
@@ -264,9 +266,22 @@ def _pid_options(settings: Settings) -> dict[str, object]:
     }
 
 
+def outbound_guard(settings: Settings) -> NetGuard:
+    """The one outbound guard every request the server makes goes through (see netguard)."""
+    return NetGuard.build(
+        allow_private=settings.connect_allow_private_urls,
+        allowed_networks=settings.outbound_allowed_networks,
+        allowed_roots=settings.connect_allowed_roots,
+        fsspec_protocols=settings.connect_fsspec_protocols,
+        git_protocols=settings.connect_git_protocols,
+    )
+
+
 def _notifiers(settings: Settings) -> list[Notifier]:
     """Who tells submitters about curation decisions and outcomes."""
-    out: list[Notifier] = [WebhookNotifier(settings.connect_notify_url)]
+    out: list[Notifier] = [
+        WebhookNotifier(settings.connect_notify_url, guard=outbound_guard(settings))
+    ]
     if settings.smtp_url:
         out.append(EmailNotifier(settings.smtp_url, settings.smtp_sender))
     return out

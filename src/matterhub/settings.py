@@ -142,12 +142,45 @@ class Settings(BaseSettings):
     )
     connect_allow_private_urls: bool = Field(
         default=False,
-        description="Let Connect download from loopback and private-network URLs (SSRF guard off).",
+        description=(
+            "Let the server reach loopback and private-network addresses: Connect's sources, "
+            "servables' URL inputs, webhooks and peer hubs (the outbound guard's address check "
+            "off)."
+        ),
+    )
+    outbound_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Private networks the server may reach although private addresses are refused, as a "
+            'JSON list of CIDRs, e.g. ["10.0.5.0/24"] for a peer hub or a mirror on the LAN.'
+        ),
+    )
+    connect_fsspec_protocols: list[str] = Field(
+        default_factory=lambda: ["s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "zip", "tar"],
+        description=(
+            "fsspec protocols a data source may use, as a JSON list; in a chained URL "
+            "(zip://x::https://…) every link is checked and only zip/tar may wrap another."
+        ),
+    )
+    connect_git_protocols: list[str] = Field(
+        default_factory=lambda: ["https", "http", "git", "file"],
+        description=(
+            "git transports a git data source may use (https, http, git, ssh, file), as a JSON "
+            "list; file:// only inside connect_allowed_roots; remote helpers (ext::) never."
+        ),
     )
     connect_max_bytes: int = Field(
         default=50 * 1024**3,
         gt=0,
-        description="Largest total size of one submission's data (downloads, unpacked archives).",
+        description=(
+            "Largest total size of one submission's data, all its sources and uploads together "
+            "(downloads, unpacked archives)."
+        ),
+    )
+    publish_max_upload_bytes: int = Field(
+        default=50 * 1024**3,
+        gt=0,
+        description="Largest file size a resumable upload may declare; more is refused with 413.",
     )
     organizations_file: Path | None = Field(
         default=None,

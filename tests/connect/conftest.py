@@ -28,6 +28,9 @@ def hub(tmp_path: Path, data_root: Path) -> Iterator[Services]:
         data_dir=tmp_path / "hub",
         connect_allowed_roots=[data_root],
         connect_allow_private_urls=True,
+        # memory:// is not allowed by default (a hub whose blobs live in memory would expose
+        # them); the tests collect from it.
+        connect_fsspec_protocols=["memory", "s3", "zip", "tar"],
     )
     services = build_services(settings)
     services.start()

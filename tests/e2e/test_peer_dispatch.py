@@ -54,7 +54,12 @@ def test_a_peer_hub_receives_the_dispatch(tmp_path: Path) -> None:
         tmp_path / "peer", {"MATTERHUB_CONNECT_ALLOW_PRIVATE_URLS": "true"}
     )
     origin, origin_base, origin_token = start_hub(
-        tmp_path / "origin", {"MATTERHUB_CONNECT_ALLOWED_ROOTS": f'["{tmp_path / "incoming"}"]'}
+        tmp_path / "origin",
+        {
+            "MATTERHUB_CONNECT_ALLOWED_ROOTS": f'["{tmp_path / "incoming"}"]',
+            # the peer listens on loopback: the outbound guard refuses it unless allowed
+            "MATTERHUB_OUTBOUND_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
+        },
     )
     try:
         submission = {

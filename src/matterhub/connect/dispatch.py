@@ -3,6 +3,8 @@
 Built in: signed webhooks (`services.webhook`) and peer MatterHub instances (`services.peer`),
 which receive a Connect submission pointing at this hub's zip of the version, so the peer collects
 the files over HTTPS and runs its own pipeline. More register under `matterhub.dispatchers`.
+Every request goes through the hub's outbound guard (`Dispatcher.guard`): a submitter's webhook
+or peer URL cannot reach loopback or private addresses unless the operator allowed them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import httpx
 
 from matterhub.core.errors import InvalidInput, StorageError
+from matterhub.netguard import NetGuard, OutboundRefused, UnresolvableHost
 
 __all__ = ["Dispatch", "Dispatcher", "load_dispatchers", "sign"]
 
@@ -41,6 +44,24 @@ class Dispatcher(ABC):
     """Sends one announcement; `service` is its key in a submission's `services` block."""
 
     service: str = ""
+    # The hub's guard, set by load_dispatchers; the strictest one until then.
+    guard: NetGuard = NetGuard()
+
+    def post(self, url: str, field: str, **kwargs: Any) -> httpx.Response:
+        """POST through the guard (no redirects followed: a receiver answers where it is).
+
+        Raises:
+            InvalidInput: the guard refused the URL (naming `field`).
+            StorageError: it could not be reached.
+        """
+        try:
+            self.guard.check_http_url(url)
+            with self.guard.client(timeout=30, follow_redirects=False) as client:
+                return client.post(url, **kwargs)
+        except OutboundRefused as exc:
+            raise InvalidInput(f"{url}: {exc.detail}", field=field) from None
+        except (httpx.HTTPError, UnresolvableHost) as exc:
+            raise StorageError(f"{url} unreachable: {exc}") from exc
 
     @abstractmethod
     def send(self, dispatch: Dispatch, params: dict[str, Any], *, secret: str) -> str:
@@ -70,10 +91,7 @@ class WebhookDispatcher(Dispatcher):
         ).encode()
         key = str(params.get("secret") or secret)
         headers = {"Content-Type": "application/json", "X-MatterHub-Signature": sign(key, body)}
-        try:
-            response = httpx.post(url, content=body, headers=headers, timeout=30)
-        except httpx.HTTPError as exc:
-            raise StorageError(f"webhook {url} unreachable: {exc}") from exc
+        response = self.post(url, "services.webhook.url", content=body, headers=headers)
         if response.status_code >= 300:
             raise StorageError(f"webhook {url} answered {response.status_code}")
         return f"webhook {url}: {response.status_code}"
@@ -97,15 +115,12 @@ class PeerDispatcher(Dispatcher):
             "mdf": {"source_name": str(params.get("source_name") or name)},
             "update": bool(params.get("update", False)),
         }
-        try:
-            response = httpx.post(
-                f"{url}/connect/submit",
-                json=submission,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=30,
-            )
-        except httpx.HTTPError as exc:
-            raise StorageError(f"peer {url} unreachable: {exc}") from exc
+        response = self.post(
+            f"{url}/connect/submit",
+            "services.peer.url",
+            json=submission,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         if response.status_code >= 300:
             raise StorageError(
                 f"peer {url} refused it: {response.status_code} {response.text[:200]}"
@@ -113,10 +128,13 @@ class PeerDispatcher(Dispatcher):
         return f"peer {url}: {response.json().get('source_id')}"
 
 
-def load_dispatchers() -> dict[str, Dispatcher]:
-    """Dispatchers by service key, from the `matterhub.dispatchers` entry points."""
+def load_dispatchers(guard: NetGuard | None = None) -> dict[str, Dispatcher]:
+    """Dispatchers by service key, from the `matterhub.dispatchers` entry points, each sending
+    through `guard` (default: the strictest guard)."""
     out: dict[str, Dispatcher] = {}
     for point in entry_points(group="matterhub.dispatchers"):
         dispatcher = point.load()()
+        if guard is not None:
+            dispatcher.guard = guard
         out[dispatcher.service] = dispatcher
     return out

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from matterhub.connect.dispatch import sign
+from matterhub.netguard import NetGuard, OutboundRefused
 
 __all__ = ["EmailNotifier", "Notice", "Notifier", "WebhookNotifier", "deliver"]
 
@@ -59,29 +60,39 @@ class Notifier(ABC):
 
 
 class WebhookNotifier(Notifier):
-    """POSTs the notice as JSON signed in `X-MatterHub-Signature` (same scheme as dispatch)."""
+    """POSTs the notice as JSON signed in `X-MatterHub-Signature` (same scheme as dispatch).
 
-    def __init__(self, url: str | None = None) -> None:
+    Both targets go through the outbound guard; the hub-wide URL is the operator's own, so its
+    origin may be private (still resolved once and pinned), the submission's may not.
+    """
+
+    def __init__(self, url: str | None = None, *, guard: NetGuard | None = None) -> None:
         self._url = url
+        self._guard = guard or NetGuard()
 
     def notify(self, notice: Notice, *, secret: str) -> None:
         """Send to the hub-wide URL and to the submission's own webhook, if each is set."""
         body = {k: v for k, v in asdict(notice).items() if k != "webhook"}
-        targets: list[tuple[str, str]] = []
+        targets: list[tuple[str, str, NetGuard]] = []
         if self._url:
-            targets.append((self._url, secret))
+            targets.append((self._url, secret, self._guard.trusting(self._url)))
         own = notice.webhook or {}
         # The submission's own webhook already hears `dataset.published` from the dispatcher.
         if isinstance(own.get("url"), str) and notice.event != "submission.succeeded":
-            targets.append((own["url"], str(own.get("secret") or secret)))
+            targets.append((own["url"], str(own.get("secret") or secret), self._guard))
         payload = json.dumps(body, sort_keys=True).encode()
-        for url, key in targets:
+        for url, key, guard in targets:
             headers = {
                 "Content-Type": "application/json",
                 "X-MatterHub-Signature": sign(key, payload),
                 "X-MatterHub-Event": notice.event,
             }
-            response = httpx.post(url, content=payload, headers=headers, timeout=15)
+            try:
+                guard.check_http_url(url)
+                with guard.client(timeout=15, follow_redirects=False) as client:
+                    response = client.post(url, content=payload, headers=headers)
+            except OutboundRefused as exc:
+                raise OSError(f"{url}: {exc.detail}") from None  # logged by deliver
             response.raise_for_status()
 
 

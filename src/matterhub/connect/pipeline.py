@@ -7,7 +7,9 @@ from the top: the draft's files are replaced, a published version is not publish
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import logging
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -20,6 +22,7 @@ from sqlalchemy import select
 from matterhub.blobs.base import iter_chunks
 from matterhub.catalog.models import Submission
 from matterhub.connect.base import ConnectBase, Stop
+from matterhub.connect.collectors.base import over_budget
 from matterhub.connect.dispatch import Dispatch
 from matterhub.connect.extractors.base import DerivedFile, ExtractionContext, StagedFile
 from matterhub.core.connect import SubmissionRequest, merge_blocks
@@ -30,6 +33,8 @@ from matterhub.core.schemas import schema, validation_errors
 from matterhub.jobs import Job
 
 __all__ = ["DERIVED_DIR", "ConnectPipeline"]
+
+log = logging.getLogger(__name__)
 
 _RETRIES = 3
 _INGEST_BATCH = 5000
@@ -93,6 +98,10 @@ class ConnectPipeline(ConnectBase):
         for source in request.data_sources:
             self._collect(submission_id, source, staged)
         files = _staged_files(staged)
+        budget = self._collector_context.budget_bytes or self._collector_context.max_bytes
+        if sum(f.size for f in files) > budget:  # the collectors stop early; this is the rule
+            over = over_budget(f"{len(request.data_sources)} sources", self._collector_context)
+            raise self._fail(submission_id, "data_download", over.detail)
         self._step(submission_id, "data_download", "S", f"{len(files)} files")
         self._step(submission_id, "data_transfer", "P")
         try:
@@ -112,14 +121,26 @@ class ConnectPipeline(ConnectBase):
         self._step(submission_id, "curation", "N")
 
     def _collect(self, submission_id: str, source: str, dest: Path) -> None:
+        """Collect one source within what is left of the submission's byte budget.
+
+        Whatever goes wrong fails the submission with the reason: a refusal or a crash in a
+        collector (a plugin's too) never leaves the step pending.
+        """
         collector = next((c for c in self._collectors if c.accepts(source)), None)
         if collector is None:
             raise self._fail(
                 submission_id, "data_download", f"{source}: not a recognised data source"
             )
+        base = self._collector_context
+        budget = base.budget_bytes or base.max_bytes
+        # One budget per submission: each source gets what the ones before it left.
+        left = budget - _tree_size(dest)
+        if left < 0:
+            raise self._fail(submission_id, "data_download", over_budget(source, base).detail)
+        context = dataclasses.replace(base, max_bytes=left, budget_bytes=budget)
         for attempt in range(1, _RETRIES + 1):
             try:
-                collector.collect(source, dest, self._collector_context)
+                collector.collect(source, dest, context)
                 return
             except InvalidInput as exc:
                 raise self._fail(submission_id, "data_download", exc.detail) from None
@@ -128,6 +149,12 @@ class ConnectPipeline(ConnectBase):
                     raise self._fail(submission_id, "data_download", exc.detail) from None
                 self._step(submission_id, "data_download", "T", f"attempt {attempt}: {exc.detail}")
                 time.sleep(0.5 * 2**attempt)
+            except Stop:
+                raise
+            except Exception as exc:  # a collector's bug is the submission's failure, not a hang
+                log.exception("collector %s crashed on %s", collector.name, source)
+                detail = f"{source}: the {collector.name} collector failed ({type(exc).__name__}: "
+                raise self._fail(submission_id, "data_download", f"{detail}{exc})"[:500]) from None
 
     def _transfer(self, source_id: str, files: list[StagedFile]) -> None:
         # Re-runs replace what an interrupted run left: the draft holds exactly the staged files.
@@ -390,6 +417,13 @@ def _valid_records(
                 dropped.append(f"{path}: {message}")
                 record.pop(block)
         yield record
+
+
+def _tree_size(root: Path) -> int:
+    """Bytes of the regular files under `root` (what a submission has staged so far)."""
+    if not root.exists():
+        return 0
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _staged_files(root: Path) -> list[StagedFile]:

@@ -6,13 +6,15 @@ element), the caller gives `{"upload": "<multipart part name>"}` or `{"url": "ht
 `<root>/<sha256>/<name>` (so the same file hashes, and memoizes, the same) and puts the marker
 `{"$file": "<sha256>/<name>"}` in its place. Right before a call, the executor copies each
 marked file into the worker's scratch folder (`localize`) and the servable receives that path
-as a string; the copies go when the call ends. URLs are fetched by the server: loopback,
-private, link-local and reserved addresses are refused (each redirect hop too) unless the
-operator allows them, and a file larger than `max_bytes` is refused (413).
+as a string; the copies go when the call ends. URLs are fetched by the server through the
+outbound guard (`matterhub.netguard`): http(s) only, each host resolved once and the connection
+made to the checked address, loopback, private, link-local and reserved addresses refused (each
+redirect hop too) unless the operator allows them; a file larger than `max_bytes` is refused (413).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -28,7 +30,7 @@ import httpx
 
 from matterhub.core.errors import InvalidInput, PayloadTooLarge, StorageError
 from matterhub.core.types import types_used
-from matterhub.netguard import UnresolvableHost, private_address
+from matterhub.netguard import NetGuard, OutboundRefused, UnresolvableHost
 
 __all__ = ["MARKER", "InputFiles", "has_files", "localize"]
 
@@ -58,13 +60,22 @@ class InputFiles:
         max_bytes: int,
         allow_private: bool = False,
         timeout_s: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
+        guard: NetGuard | None = None,
     ) -> None:
         self.root = root
         self.max_bytes = max_bytes
-        self.allow_private = allow_private
+        self.guard = guard or NetGuard()
+        self.allow_private = allow_private or self.guard.allow_private
         self.timeout_s = timeout_s
-        self._transport = transport
+
+    @property
+    def allow_private(self) -> bool:
+        """Whether private addresses may be fetched (the guard's setting)."""
+        return self.guard.allow_private
+
+    @allow_private.setter
+    def allow_private(self, value: bool) -> None:
+        self.guard = dataclasses.replace(self.guard, allow_private=value)
 
     # staging ---------------------------------------------------------------------------------
 
@@ -98,11 +109,10 @@ class InputFiles:
         self.root.mkdir(parents=True, exist_ok=True)
         spool = self.root / f".{uuid.uuid4().hex}.download"
         try:
-            with httpx.Client(
-                timeout=self.timeout_s, follow_redirects=False, transport=self._transport
-            ) as client:
+            # Redirects are followed here, one hop at a time: each hop connects through the guard.
+            with self.guard.client(timeout=self.timeout_s, follow_redirects=False) as client:
                 for _ in range(_MAX_REDIRECTS + 1):
-                    self._check_host(url, field)
+                    self._check_url(url, field)
                     with client.stream("GET", url) as response:
                         if response.is_redirect and "location" in response.headers:
                             url = urljoin(url, response.headers["location"])
@@ -124,27 +134,22 @@ class InputFiles:
                         name = _safe_name(urlparse(url).path) if urlparse(url).path else "input"
                         return self._keep(spool, sha.hexdigest(), name, move=True)
                 raise InvalidInput(f"{url} redirects more than {_MAX_REDIRECTS} times", field=field)
+        except OutboundRefused as exc:
+            raise InvalidInput(f"{url}: {exc.detail}", field=field) from None
+        except UnresolvableHost as exc:
+            raise InvalidInput(str(exc), field=field) from None
+        except httpx.UnsupportedProtocol as exc:
+            raise InvalidInput(f"{url}: {exc}", field=field) from None
         except httpx.HTTPError as exc:
             raise StorageError(f"cannot download {url}: {exc}", field=field) from exc
         finally:
             spool.unlink(missing_ok=True)
 
-    def _check_host(self, url: str, field: str) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise InvalidInput(f"{url!r} is not an http(s) URL", field=field)
-        if self.allow_private:
-            return
+    def _check_url(self, url: str, field: str) -> None:
         try:
-            bad = private_address(parsed.hostname, parsed.port or None)
-        except UnresolvableHost as exc:
-            raise InvalidInput(str(exc), field=field) from exc
-        if bad is not None:
-            raise InvalidInput(
-                f"{url} points at a private address; an administrator can allow it "
-                "(MATTERHUB_CONNECT_ALLOW_PRIVATE_URLS)",
-                field=field,
-            )
+            self.guard.check_http_url(url)
+        except OutboundRefused as exc:
+            raise InvalidInput(exc.detail, field=field) from None
 
     def purge(self, older_than_s: float) -> int:
         """Remove staged files not used for `older_than_s`; returns how many."""

@@ -18,7 +18,7 @@ from matterhub.api.downloads import BLOCK, archive_chunks, file_response
 from matterhub.api.errors import ERROR_RESPONSES
 from matterhub.core.citations import FORMATS
 from matterhub.core.datasets import DatasetPublic, ManifestEntry, UploadPublic, VersionPublic
-from matterhub.core.errors import InvalidInput
+from matterhub.core.errors import InvalidInput, PayloadTooLarge
 from matterhub.core.identity import Identity
 from matterhub.publish import DatasetService
 from matterhub.publish.service import PendingWrite
@@ -421,6 +421,13 @@ def start_upload(
     sid: str, body: UploadCreate, identity: CurrentIdentity, services: ServicesDep
 ) -> UploadPublic:
     """Then PATCH chunks with `Upload-Offset`; GET tells where to resume."""
+    limit = services.settings.publish_max_upload_bytes
+    if body.size > limit:  # the declared size is what the chunks may fill: capped up front
+        raise PayloadTooLarge(
+            f"size {body.size} is larger than the limit of {limit} bytes "
+            "(setting MATTERHUB_PUBLISH_MAX_UPLOAD_BYTES)",
+            field="size",
+        )
     return _svc(services).start_upload(
         identity, sid, path=body.path, size=body.size, sha512=body.sha512
     )

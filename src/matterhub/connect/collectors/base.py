@@ -12,21 +12,60 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from matterhub.core.errors import InvalidInput
+from matterhub.netguard import NetGuard
 
-__all__ = ["Collector", "CollectorContext", "load_collectors", "safe_unpack", "stage_path"]
+__all__ = [
+    "Collector",
+    "CollectorContext",
+    "load_collectors",
+    "over_budget",
+    "safe_unpack",
+    "stage_path",
+]
 
 _ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
 @dataclass(frozen=True)
 class CollectorContext:
-    """What collectors may rely on: where to write, and the operator's limits."""
+    """What collectors may rely on: where to write, the operator's limits and the outbound guard.
+
+    `max_bytes` is what this collection may still add: the pipeline hands each source what is
+    left of the submission's budget (`budget_bytes`, named in refusals).
+    """
 
     allowed_roots: Sequence[Path] = ()
     allow_private_addresses: bool = False
     max_bytes: int = 50 * 1024**3
     timeout_s: float = 60.0
     options: dict[str, object] = field(default_factory=dict)
+    # Every request and local path goes through it; built from the two fields above if not given.
+    guard: NetGuard | None = None
+    budget_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.guard is None:
+            guard = NetGuard.build(
+                allow_private=self.allow_private_addresses, allowed_roots=self.allowed_roots
+            )
+            object.__setattr__(self, "guard", guard)
+        if self.budget_bytes is None:
+            object.__setattr__(self, "budget_bytes", self.max_bytes)
+
+    @property
+    def net(self) -> NetGuard:
+        """The outbound guard (always set)."""
+        assert self.guard is not None
+        return self.guard
+
+
+def over_budget(source: str, context: CollectorContext) -> InvalidInput:
+    """The refusal for data past the submission's byte budget, naming the limit."""
+    return InvalidInput(
+        f"{source}: the submission's data is larger than its limit of {context.budget_bytes} "
+        "bytes (setting MATTERHUB_CONNECT_MAX_BYTES), counting every source and upload",
+        field="data_sources",
+    )
 
 
 class Collector(ABC):
@@ -72,7 +111,9 @@ def is_archive(name: str) -> bool:
     return name.lower().endswith(_ARCHIVES)
 
 
-def safe_unpack(archive: Path, dest: Path, *, max_bytes: int) -> int:
+def safe_unpack(
+    archive: Path, dest: Path, *, max_bytes: int, context: CollectorContext | None = None
+) -> int:
     """Unpack zip/tar archives without path escapes, links or decompression bombs.
 
     Raises:
@@ -87,9 +128,7 @@ def safe_unpack(archive: Path, dest: Path, *, max_bytes: int) -> int:
                     continue
                 total += info.file_size
                 if total > max_bytes:
-                    raise InvalidInput(
-                        "the archive unpacks to more than the size limit", field="data_sources"
-                    )
+                    raise _too_big(archive, context)
                 target = stage_path(dest, info.filename)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, target.open("wb") as out:
@@ -109,9 +148,7 @@ def safe_unpack(archive: Path, dest: Path, *, max_bytes: int) -> int:
                 )
             total += member.size
             if total > max_bytes:
-                raise InvalidInput(
-                    "the archive unpacks to more than the size limit", field="data_sources"
-                )
+                raise _too_big(archive, context)
             target = stage_path(dest, member.name)
             target.parent.mkdir(parents=True, exist_ok=True)
             source = tf.extractfile(member)
@@ -119,6 +156,12 @@ def safe_unpack(archive: Path, dest: Path, *, max_bytes: int) -> int:
             with source, target.open("wb") as out:
                 _copy_limited(source, out, member.size)
     return total
+
+
+def _too_big(archive: Path, context: CollectorContext | None) -> InvalidInput:
+    if context is not None:
+        return over_budget(f"the archive {archive.name}", context)
+    return InvalidInput("the archive unpacks to more than the size limit", field="data_sources")
 
 
 def _copy_limited(src: IO[bytes], out: IO[bytes], limit: int) -> int:

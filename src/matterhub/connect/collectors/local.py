@@ -6,8 +6,15 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from matterhub.connect.collectors.base import Collector, CollectorContext, is_archive, safe_unpack
+from matterhub.connect.collectors.base import (
+    Collector,
+    CollectorContext,
+    is_archive,
+    over_budget,
+    safe_unpack,
+)
 from matterhub.core.errors import InvalidInput, StorageError
+from matterhub.netguard import OutboundRefused
 
 __all__ = ["LocalCollector"]
 
@@ -23,13 +30,10 @@ class LocalCollector(Collector):
 
     def collect(self, source: str, dest: Path, context: CollectorContext) -> int:
         path = Path(unquote(urlparse(source).path) if source.startswith("file://") else source)
-        path = path.resolve()
-        if not any(path.is_relative_to(root.resolve()) for root in context.allowed_roots):
-            raise InvalidInput(
-                f"{source} is not under a folder this hub accepts submissions from "
-                "(setting MATTERHUB_CONNECT_ALLOWED_ROOTS)",
-                field="data_sources",
-            )
+        try:
+            path = context.net.check_path(path, source=source)
+        except OutboundRefused as exc:
+            raise InvalidInput(exc.detail, field="data_sources") from None
         if not path.exists():
             raise InvalidInput(f"{source} does not exist", field="data_sources")
         dest.mkdir(parents=True, exist_ok=True)
@@ -37,7 +41,9 @@ class LocalCollector(Collector):
         try:
             if path.is_file():
                 if is_archive(path.name):
-                    return safe_unpack(path, dest, max_bytes=context.max_bytes)
+                    return safe_unpack(path, dest, max_bytes=context.max_bytes, context=context)
+                if path.stat().st_size > context.max_bytes:
+                    raise over_budget(source, context)
                 shutil.copy2(path, dest / path.name)
                 return path.stat().st_size
             for item in sorted(path.rglob("*")):
@@ -45,9 +51,7 @@ class LocalCollector(Collector):
                     continue
                 total += item.stat().st_size
                 if total > context.max_bytes:
-                    raise InvalidInput(
-                        f"{source} is larger than the size limit", field="data_sources"
-                    )
+                    raise over_budget(source, context)
                 target = dest / item.relative_to(path)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(item, target)

@@ -6,7 +6,13 @@ import os
 import shutil
 from pathlib import Path
 
-from matterhub.connect.collectors.base import Collector, CollectorContext, is_archive, safe_unpack
+from matterhub.connect.collectors.base import (
+    Collector,
+    CollectorContext,
+    is_archive,
+    over_budget,
+    safe_unpack,
+)
 from matterhub.core.errors import InvalidInput, StorageError
 
 __all__ = ["SCHEME", "UploadCollector", "upload_dir", "upload_root"]
@@ -57,12 +63,16 @@ class UploadCollector(Collector):
             for item in sorted(root.rglob("*")):
                 if item.is_symlink() or not item.is_file():
                     continue
-                total += item.stat().st_size
                 target = dest / item.relative_to(root)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if is_archive(item.name) and context.options.get("unpack_uploads", True):
-                    total += safe_unpack(item, target.parent, max_bytes=context.max_bytes)
+                    total += safe_unpack(
+                        item, target.parent, max_bytes=context.max_bytes - total, context=context
+                    )
                     continue
+                total += item.stat().st_size
+                if total > context.max_bytes:
+                    raise over_budget(source, context)
                 _link_or_copy(item, target)
         except OSError as exc:
             raise StorageError(f"cannot read {source}: {exc}") from exc
