@@ -139,11 +139,11 @@ class ConnectBase:
             sub = session.scalar(query)
             if sub is None:
                 raise NotFound(f"no submission {source_id!r}", field="source_id")
-            if not (
-                identity.bypasses_acl
-                or identity.user_id == sub.submitter_id
-                or self._is_curator(identity)
-            ):
+            # The submitter and staff always; curators while it waits for them, no longer.
+            readable = self._policy.policy("submission").allows(identity, sub) or (
+                sub.status == "curation" and self._is_curator(identity)
+            )
+            if not readable:
                 raise NotFound(f"no submission {source_id!r}", field="source_id")
             steps = [
                 StepStatus.model_validate({"step": s.step, "code": s.code, "detail": s.detail})

@@ -92,6 +92,9 @@ class ConnectIntake(ConnectBase):
                 raise InvalidInput(
                     f"mdf.{forbidden} cannot be changed by an update", field=f"mdf.{forbidden}"
                 )
+        if identity.is_anonymous:
+            raise Unauthenticated("sign in to update datasets")
+        self._datasets.require(identity, source_id, "manage")  # rights before any state
         current = self._datasets.get(identity, source_id)
         if not current.is_latest:
             raise Conflict(f"{source_id} is not the latest version", field="source_id")

@@ -10,10 +10,11 @@ from typing import Any
 from sqlalchemy import select
 
 from matterhub.catalog.models import Submission
+from matterhub.catalog.repositories import sql_clause
 from matterhub.connect.base import ConnectBase
 from matterhub.connect.documents import status_document
 from matterhub.core.datasets import parse_source_id
-from matterhub.core.errors import InvalidInput
+from matterhub.core.errors import InvalidInput, Unauthenticated
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 
 __all__ = ["ConnectReads"]
@@ -32,10 +33,15 @@ class ConnectReads(ConnectBase):
         self, identity: Identity, filters: Sequence[Sequence[Any]] = ()
     ) -> list[dict[str, Any]]:
         """The caller's submissions (every submission for administrators), MDF filters applied."""
+        if identity.is_anonymous:
+            raise Unauthenticated("sign in to list your submissions")
+        rule = self._policy.policy("submission").condition(identity)
         with self._catalog.transaction() as session:
-            query = select(Submission.id, Submission.source_id).order_by(Submission.created_at)
-            if not identity.bypasses_acl:
-                query = query.where(Submission.submitter_id == identity.user_id)
+            query = (
+                select(Submission.id, Submission.source_id)
+                .where(sql_clause(rule, Submission))
+                .order_by(Submission.created_at)
+            )
             rows = session.execute(query).all()
         blocks = [
             self._block(*self._load(identity, sid, submission_id=sub_id)) for sub_id, sid in rows

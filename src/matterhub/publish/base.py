@@ -93,6 +93,11 @@ class ServiceBase:
     def _is_curator(self, session: Session, identity: Identity) -> bool:
         return self._rules(session).allows(identity, None, "curate")
 
+    def require(self, identity: Identity, sid: str, action: Action = "read") -> None:
+        """Raise unless `identity` may do `action` on a version (NotFound when it is unseen)."""
+        with self._catalog.transaction() as session:
+            self._load(session, identity, sid, action)
+
     def _find(self, session: Session, sid: str) -> tuple[Dataset, DatasetVersion]:
         """A source_id, or a source_name meaning its latest published (else newest) version."""
         try:
