@@ -45,7 +45,6 @@ __all__ = [
     "NetGuard",
     "OutboundRefused",
     "UnresolvableHost",
-    "private_address",
     "system_resolver",
 ]
 
@@ -102,18 +101,6 @@ def _embedded(address: IPAddress) -> list[IPAddress]:
 
 def _is_public(address: IPAddress) -> bool:
     return all(a.is_global and not a.is_multicast for a in _embedded(address))
-
-
-def private_address(host: str, port: int | None = None) -> str | None:
-    """The first address `host` resolves to that is not public, or None when all are.
-
-    Raises:
-        UnresolvableHost: the name does not resolve.
-    """
-    for text in system_resolver(host, port or 0):
-        if not _is_public(ipaddress.ip_address(text)):
-            return text
-    return None
 
 
 @dataclass(frozen=True)

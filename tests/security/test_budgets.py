@@ -57,7 +57,7 @@ def hub(tmp_path: Path, incoming: Path) -> Iterator[Services]:
         data_dir=tmp_path / "hub",
         connect_allowed_roots=[incoming],
         connect_max_bytes=LIMIT,
-        outbound_allowed_networks=["127.0.0.1/32"],
+        connect_allow_private_urls=True,
     )
     services = build_services(settings)
     services.start()
