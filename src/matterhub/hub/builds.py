@@ -15,6 +15,7 @@ On disk (the runtime of issue #8 starts warm workers from here):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -28,6 +29,7 @@ from matterhub.blobs import BlobStore
 from matterhub.core.servables import requirements
 from matterhub.hub.environments import SHIM_NAME, BuildStepFailed, EnvironmentBuilder
 from matterhub.hub.recipes import apptainer_definition, dockerfile
+from matterhub.sandbox import Sandbox, SandboxUnavailable, View
 
 __all__ = ["ARTEFACTS", "BuildInput", "Builder", "mismatch"]
 
@@ -80,11 +82,13 @@ class Builder:
         *,
         hub_dir: Path,
         example_timeout_s: float,
+        sandbox: Sandbox,
     ) -> None:
         self._blobs = blobs
         self._envs = envs
         self._hub_dir = hub_dir
         self._example_timeout_s = example_timeout_s
+        self._sandbox = sandbox
 
     def version_dir(self, version_id: str) -> Path:
         """Where a version's files, document and artefacts live on this host."""
@@ -109,16 +113,24 @@ class Builder:
         shutil.rmtree(where, ignore_errors=True)
         files = where / "files"
         files.mkdir(parents=True)
+        # The sandbox's unprivileged uid reads these (bound read-only); the 0700 data folder
+        # above keeps everyone else out.
+        for folder in (where, files):
+            folder.chmod(0o755)
         prefix = job.storage_prefix + "files/"
         count = 0
         for key in self._blobs.list(prefix):
             target = files / key[len(prefix) :]
-            target.parent.mkdir(parents=True, exist_ok=True)
+            for parent in reversed(target.relative_to(files).parents[:-1]):
+                (files / parent).mkdir(mode=0o755, exist_ok=True)
+                (files / parent).chmod(0o755)
             with target.open("wb") as out:
                 for chunk in self._blobs.stream(key):
                     out.write(chunk)
+            target.chmod(0o644)
             count += 1
         (where / "document.json").write_text(json.dumps(job.document, indent=1))
+        (where / "document.json").chmod(0o644)
         log(f"unpacked {count} file(s)")
 
     def _check(
@@ -127,27 +139,27 @@ class Builder:
         """Load the model once in its environment and run the example; compare with the output."""
         python = self._envs.interpreter(env_hash)
         shim = self._envs.path(env_hash) / SHIM_NAME
-        cmd = [
-            str(python),
-            "-I",
-            str(shim),
-            "check",
-            str(where / "files"),
-            str(where / "document.json"),
-        ]
+        cmd = [str(python), "-I", str(shim), "check", str(where / "files")]
+        cmd.append(str(where / "document.json"))
+        # The servable's own code runs here for the first time: in the same sandbox as its
+        # workers, with the limits it asked for within the server's, and its own wall time.
+        limits = self._sandbox.maxima.clamp(document["servable"].get("options") or {})
+        limits = dataclasses.replace(
+            limits, wall_s=self._example_timeout_s, cpu_s=self._example_timeout_s
+        )
+        view = View(
+            read_only=(self._envs.path(env_hash), where / "files", where / "document.json"),
+            python=python,
+        )
+        log("limits: " + json.dumps(limits.public(), sort_keys=True))
         try:
-            done = subprocess.run(
-                cmd,
-                capture_output=True,
-                text=True,
-                timeout=self._example_timeout_s,
-                check=False,
-                cwd=where / "files",
-            )
+            done = self._sandbox.run(cmd, view, limits)
         except subprocess.TimeoutExpired:
             raise BuildStepFailed(
                 "example", f"the example did not finish in {self._example_timeout_s:.0f} s"
             ) from None
+        except SandboxUnavailable as exc:
+            raise BuildStepFailed("example", exc.detail) from None
         if done.stderr.strip():
             log("servable stderr:\n" + done.stderr.strip()[-4000:])
         lines = done.stdout.strip().splitlines()

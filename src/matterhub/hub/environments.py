@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matterhub.hub import shim
+from matterhub.sandbox import Limits, Sandbox, SandboxUnavailable, View
 
 __all__ = ["BuildStepFailed", "EnvironmentBuilder", "PackageSources"]
 
@@ -65,8 +66,11 @@ class EnvironmentBuilder:
     cache_dir: Path
     sources: PackageSources = field(default_factory=PackageSources)
     installer: str = "auto"  # auto | uv | pip
-    python: str = sys.executable
+    # The base interpreter (never the server's own virtual environment, which the installer's
+    # sandbox does not show).
+    python: str = str(Path(sys.executable).resolve())
     timeout_s: float = 1800.0
+    sandbox: Sandbox = field(default_factory=Sandbox)
     _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -116,59 +120,133 @@ class EnvironmentBuilder:
                 return env_hash
             self.envs_dir.mkdir(parents=True, exist_ok=True)
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            staging = self.envs_dir / f".{env_hash}.{os.getpid()}.tmp"
-            shutil.rmtree(staging, ignore_errors=True)
+            # The installer's sandbox sees (and may write) only this folder: the environment
+            # is made inside it, then moved into place.
+            box = self.envs_dir / f".{env_hash}.{os.getpid()}.tmp"
+            shutil.rmtree(box, ignore_errors=True)
+            staging = box / "env"
             try:
-                self._create(staging, requirements, log)
+                box.mkdir()
+                self._create(box, staging, requirements, log)
+                staging.chmod(0o755)  # read (bound read-only) by every sandboxed worker
                 shutil.copy2(shim.__file__, staging / SHIM_NAME)
                 (staging / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
                 (staging / _READY).write_text(env_hash)
+                for name in (SHIM_NAME, "requirements.txt", _READY):
+                    (staging / name).chmod(0o644)
                 shutil.rmtree(target, ignore_errors=True)
                 staging.rename(target)
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                shutil.rmtree(box, ignore_errors=True)
         return env_hash
 
-    def _create(self, where: Path, requirements: Sequence[str], log: Callable[[str], None]) -> None:
+    def _create(
+        self, box: Path, where: Path, requirements: Sequence[str], log: Callable[[str], None]
+    ) -> None:
         tool = self.tool()
         log(f"installer: {tool}")
         python = where / "bin" / "python"
         if tool == "pip":
-            self._run([self.python, "-m", "venv", str(where)], log)
+            self._run([self.python, "-m", "venv", str(where)], box, log)
             if requirements:
                 cmd = [str(python), "-m", "pip", "install", "--no-input", "--cache-dir"]
                 cmd += [str(self.cache_dir / "pip"), *self.sources.args(), *requirements]
-                self._run(cmd, log)
+                self._run(cmd, box, log)
             return
+        # Each install writes into its own folder only, so uv copies from the cache (a hard
+        # link cannot cross the sandbox's bind mounts).
         env = {"UV_CACHE_DIR": str(self.cache_dir / "uv"), "UV_NO_CONFIG": "1"}
-        self._run([tool, "venv", "--quiet", "--python", self.python, str(where)], log, env)
+        env["UV_LINK_MODE"] = "copy"
+        self._run([tool, "venv", "--quiet", "--python", self.python, str(where)], box, log, env)
         if requirements:
             cmd = [tool, "pip", "install", "--python", str(python), *self.sources.args()]
-            self._run([*cmd, *requirements], log, env)
+            self._run([*cmd, *requirements], box, log, env)
 
     def _run(
-        self, cmd: list[str], log: Callable[[str], None], env: dict[str, str] | None = None
+        self,
+        cmd: list[str],
+        where: Path,
+        log: Callable[[str], None],
+        env: dict[str, str] | None = None,
     ) -> None:
+        """Run one installer command in the sandbox: the network, but no view of the hub.
+
+        It sees the system, the base interpreter, the installer, local package folders, the
+        shared package cache and the environment being made — never the data folder, the
+        catalog, the secret or the server's environment variables; it runs as the install uid.
+        """
         log("$ " + " ".join(cmd))
+        uid = self.sandbox.install_uid() if self.sandbox.as_root else None
+        self.sandbox.give(where, uid)
+        self._give_cache(uid)
+        variables = {**_installer_variables(), **(env or {})}
+        tools = tuple(Path(c) for c in cmd[:1] if Path(c).is_absolute() and Path(c).exists())
+        view = View(
+            read_only=tuple(p for p in tools if not _under(p, where))
+            + _local_sources([*self.sources.args(), *variables.values()]),
+            writable=(where, self.cache_dir),
+            network=True,
+            python=Path(self.python),
+        )
+        limits = Limits(
+            memory_mb=0,
+            cpu_s=self.timeout_s,
+            wall_s=self.timeout_s,
+            processes=256,
+            open_files=4096,
+            output_mb=4096,
+            scratch_mb=2048,
+        )
         try:
-            done = subprocess.run(
-                cmd,
-                capture_output=True,
-                text=True,
-                timeout=self.timeout_s,
-                env={**os.environ, **(env or {})},
-                check=False,
-            )
+            done = self.sandbox.run(cmd, view, limits, env=variables, uid=uid, umask=0o022)
         except subprocess.TimeoutExpired:
             raise BuildStepFailed(
                 "environment", f"{cmd[0]} timed out after {self.timeout_s:.0f} s"
             ) from None
+        except SandboxUnavailable as exc:
+            raise BuildStepFailed("environment", exc.detail) from None
         output = (done.stdout + done.stderr).strip()
         if output:
             log(output)
         if done.returncode != 0:
             tail = "\n".join(output.splitlines()[-15:])
             raise BuildStepFailed("environment", f"installing the requirements failed:\n{tail}")
+
+    def _give_cache(self, uid: int | None) -> None:
+        """The shared package cache belongs to the install uid (once; new files are its own)."""
+        if uid is None:
+            return
+        if self.cache_dir.stat().st_uid != uid:
+            self.sandbox.give(self.cache_dir, uid)
+
+
+_PASSED = ("http_proxy", "https_proxy", "no_proxy", "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def _installer_variables() -> dict[str, str]:
+    """The server's variables an installer may see: its own (PIP_*, UV_*) and proxies only."""
+    out = {}
+    for name, value in os.environ.items():
+        if name.startswith(("PIP_", "UV_")) or name.lower() in _PASSED or name in _PASSED:
+            out[name] = value
+    return out
+
+
+def _local_sources(values: Sequence[str]) -> tuple[Path, ...]:
+    """Local folders named by package-source options (find-links, file:// indexes)."""
+    found: list[Path] = []
+    for value in values:
+        for item in str(value).split():
+            text = item.removeprefix("file://")
+            if text.startswith("/") and Path(text).exists():
+                path = Path(text) if Path(text).is_dir() else Path(text).parent
+                if path not in found:
+                    found.append(path)
+    return tuple(found)
+
+
+def _under(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def _beside_python(name: str) -> str | None:

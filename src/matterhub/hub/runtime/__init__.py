@@ -14,8 +14,8 @@ from matterhub.hub.runtime.base import (
     WorkerTimeout,
 )
 from matterhub.hub.runtime.local import LocalExecutor
-from matterhub.hub.runtime.sandbox import Sandbox
 from matterhub.hub.runtime.service import RunLimits, RunOutcome, RunRequest, RunService, Target
+from matterhub.sandbox import Sandbox
 
 __all__ = [
     "Call",
@@ -26,7 +26,6 @@ __all__ = [
     "RunOutcome",
     "RunRequest",
     "RunService",
-    "Sandbox",
     "Target",
     "WorkerCrashed",
     "WorkerSpec",
@@ -39,8 +38,7 @@ def open_executor(
     url: str,
     *,
     scratch_dir: Path,
-    sandbox: str = "auto",
-    hidden: tuple[Path, ...] = (),
+    sandbox: Sandbox,
     max_workers: int = 8,
     idle_s: float = 600.0,
     inputs_dir: Path | None = None,
@@ -49,7 +47,7 @@ def open_executor(
     if url == "local":
         return LocalExecutor(
             scratch_dir,
-            Sandbox(sandbox, hidden=hidden),
+            sandbox,
             max_workers=max_workers,
             idle_s=idle_s,
             inputs_dir=inputs_dir,
@@ -57,9 +55,7 @@ def open_executor(
     if url == "ray:local" or url.startswith("ray://"):
         from matterhub.hub.runtime.ray import RayExecutor
 
-        return RayExecutor(
-            url, scratch_dir=scratch_dir, sandbox=sandbox, hidden=hidden, inputs_dir=inputs_dir
-        )
+        return RayExecutor(url, scratch_dir=scratch_dir, sandbox=sandbox, inputs_dir=inputs_dir)
     raise InvalidInput(
         f"unknown executor {url!r}: use 'local', 'ray:local' or 'ray://host:port'",
         field="executor",

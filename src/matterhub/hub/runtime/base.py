@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from matterhub.core.errors import ExecutorError
+from matterhub.sandbox import Limits
 
 __all__ = [
     "Call",
@@ -47,11 +48,24 @@ class WorkerSpec:
     document_path: Path
     env_dir: Path
     replicas: int = 1
-    timeout_s: float = 60.0
-    memory_mb: int = 2048
-    cpu_s: float = 60.0
+    limits: Limits = field(default_factory=Limits)  # what applied: the request within the maxima
     threads: int = 1
     files: bool = False  # the input declares a file: staged files are copied into the scratch
+
+    @property
+    def timeout_s(self) -> float:
+        """Wall seconds per call (the host kills the worker past it)."""
+        return self.limits.wall_s
+
+    @property
+    def memory_mb(self) -> int:
+        """Address-space limit of the worker, MiB."""
+        return self.limits.memory_mb
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds per call."""
+        return self.limits.cpu_s
 
 
 @dataclass(frozen=True, slots=True)

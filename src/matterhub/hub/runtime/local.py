@@ -42,11 +42,13 @@ from matterhub.hub.runtime.base import (
     in_thread,
 )
 from matterhub.hub.runtime.lanes import Lane, lane_for
-from matterhub.hub.runtime.sandbox import Sandbox
+from matterhub.sandbox import Sandbox, View
 
 __all__ = ["LocalExecutor"]
 
 log = logging.getLogger(__name__)
+WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 _HEADER = struct.Struct(">I")
 _LOAD_TIMEOUT_S = 300.0
 _PIPE_BYTES = 60 * 1024  # frames up to this size are written from the event loop (pipe: 64 KiB)
@@ -59,27 +61,50 @@ class _Worker:
 
     def __init__(self, spec: WorkerSpec, sandbox: Sandbox, scratch: Path) -> None:
         self.spec = spec
+        self.sandbox = sandbox
+        # The host's side of the scratch: staged file inputs, bound read-only into the sandbox
+        # (the worker's own writable scratch is its private, size-limited /tmp).
         self.scratch = scratch
-        scratch.mkdir(parents=True, exist_ok=True)
+        (scratch / "inputs").mkdir(parents=True, exist_ok=True)
+        self.uid = sandbox.uid() if sandbox.as_root else None
+        sandbox.give(scratch, self.uid)
         self.log_path = scratch.with_suffix(".log")
         self.killed_for: str | None = None
         self.last_used = time.monotonic()
+        self.max_reply = spec.limits.output_mb * 1024 * 1024
         started = time.perf_counter()
+        inner = [
+            str(spec.python),
+            "-u",
+            str(WORKER_SCRIPT),
+            str(spec.shim),
+            str(spec.files_dir),
+            str(spec.document_path),
+            str(spec.memory_mb),
+        ]
+        view = View(
+            read_only=(spec.env_dir, spec.files_dir, spec.document_path, WORKER_SCRIPT, scratch),
+            python=spec.python,
+            cwd="/tmp",
+        )
+        limits = dataclasses.replace(spec.limits, cpu_total_s=spec.limits.cpu_s * 100)
+        env = {name: str(spec.threads) for name in _THREAD_VARS}
+        env["PATH"] = f"{spec.python.parent}:/usr/local/bin:/usr/bin:/bin"
         with self.log_path.open("wb") as log_file:
             # Started from one thread that lives as long as the process: bwrap's
             # --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that started
             # it ends — a request thread (anyio's idle out after 10 s) would take the worker
             # with it.
             self.proc = _SPAWNER.submit(
-                subprocess.Popen,
-                sandbox.command(spec, scratch),
+                sandbox.popen,
+                inner,
+                view,
+                limits,
+                env=env,
+                uid=self.uid,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log_file,
-                env=sandbox.environment(spec, scratch),
-                cwd=scratch,
-                start_new_session=True,
-                close_fds=True,
             ).result()
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in = self.proc.stdin.fileno()
@@ -152,7 +177,10 @@ class _Worker:
             except OSError:
                 chunk = b""
             got.extend(chunk)
-            whole = len(got) >= 4 and len(got) >= 4 + _HEADER.unpack_from(got)[0]
+            size = _HEADER.unpack_from(got)[0] if len(got) >= 4 else 0
+            whole = len(got) >= 4 and len(got) >= 4 + size
+            if size > self.max_reply and not done.done():
+                done.set_result(b"too large")
             if (whole or not chunk) and not done.done():
                 done.set_result(bytes(got) if whole else b"")
 
@@ -169,6 +197,8 @@ class _Worker:
             loop.remove_reader(self._out)
         if not raw:
             raise await in_thread(self._crashed, "the worker exited")
+        if raw == b"too large":
+            raise await in_thread(self._too_large, _HEADER.unpack_from(got)[0])
         self.last_used = time.monotonic()
         reply: dict[str, Any] = orjson.loads(memoryview(raw)[4:])
         return reply
@@ -176,6 +206,8 @@ class _Worker:
     def _read(self, deadline: float) -> dict[str, Any]:
         head = self._exact(4, deadline)
         (size,) = _HEADER.unpack(head)
+        if size > self.max_reply:
+            raise self._too_large(size)
         value: dict[str, Any] = orjson.loads(self._exact(size, deadline))
         return value
 
@@ -199,6 +231,14 @@ class _Worker:
             need -= len(chunk)
         return b"".join(chunks)
 
+    def _too_large(self, size: int) -> WorkerCrashed:
+        self.killed_for = "output"
+        self.kill()
+        return WorkerCrashed(
+            f"the servable's reply of {size} bytes is larger than the limit of "
+            f"{self.spec.limits.output_mb} MiB; the worker was killed and will be replaced"
+        )
+
     def _crashed(self, what: str) -> WorkerCrashed:
         try:
             code = self.proc.wait(timeout=2)
@@ -214,6 +254,8 @@ class _Worker:
         tail = self.log_tail()
         if signum == signal.SIGXCPU:
             text = f"it used up its CPU-time limit of {self.spec.cpu_s:g} s per call"
+        elif signum == signal.SIGXFSZ:
+            text = f"it wrote past its file-size limit of {self.spec.limits.output_mb} MiB"
         elif signum == signal.SIGKILL:
             text = (
                 f"it was killed (SIGKILL; most often the memory limit of "
@@ -311,6 +353,8 @@ class LocalExecutor(Executor):
                     dataclasses.replace(c, inputs=localize(c.inputs, inbox, self.inputs_dir))
                     for c in calls
                 ]
+                if inbox.exists():
+                    self.sandbox.give(inbox, worker.uid)
             reply = worker.call(calls, debug)
             healthy = not reply.get("recycle")
             return [CallResult.from_reply(r) for r in reply["results"]]
@@ -441,7 +485,7 @@ class LocalExecutor(Executor):
             pools = dict(self._pools)
         return {
             "executor": self.name,
-            "sandbox": "bwrap" if self.sandbox.enabled else "none",
+            "sandbox": self.sandbox.describe(),
             "versions": {
                 key: {
                     "workers": p.count,

@@ -25,6 +25,7 @@ from matterhub.hub.runtime.base import (
     WorkerSpec,
     WorkerTimeout,
 )
+from matterhub.sandbox import Sandbox
 
 __all__ = ["RayExecutor", "ServableActor"]
 
@@ -39,14 +40,14 @@ class ServableActor:
     """The body of one replica: a one-worker local executor inside a Ray actor."""
 
     def __init__(
-        self, scratch_dir: str, sandbox: str, hidden: list[str], inputs_dir: str | None = None
+        self, scratch_dir: str, sandbox: dict[str, Any], inputs_dir: str | None = None
     ) -> None:
         from matterhub.hub.runtime.local import LocalExecutor
-        from matterhub.hub.runtime.sandbox import Sandbox
+        from matterhub.sandbox import Sandbox
 
         self._executor = LocalExecutor(
             Path(scratch_dir),
-            Sandbox(sandbox, hidden=tuple(Path(h) for h in hidden)),
+            Sandbox.from_config(sandbox),
             max_workers=1,
             inputs_dir=Path(inputs_dir) if inputs_dir else None,
         )
@@ -78,8 +79,7 @@ class RayExecutor(Executor):
         url: str,
         *,
         scratch_dir: Path,
-        sandbox: str = "auto",
-        hidden: tuple[Path, ...] = (),
+        sandbox: Sandbox,
         inputs_dir: Path | None = None,
     ) -> None:
         try:
@@ -101,7 +101,6 @@ class RayExecutor(Executor):
         self._actor_class = ray.remote(num_cpus=0, max_restarts=-1)(ServableActor)
         self._scratch = str(scratch_dir)
         self._sandbox = sandbox
-        self._hidden = [str(h) for h in hidden]
         self._inputs = str(inputs_dir) if inputs_dir else None
         self._actors: dict[str, list[Any]] = {}
         self._turn: dict[str, itertools.count[int]] = {}
@@ -112,9 +111,7 @@ class RayExecutor(Executor):
             actors = self._actors.setdefault(spec.key, [])
             while len(actors) < max(1, spec.replicas):
                 actors.append(
-                    self._actor_class.remote(
-                        self._scratch, self._sandbox, self._hidden, self._inputs
-                    )
+                    self._actor_class.remote(self._scratch, self._sandbox.config(), self._inputs)
                 )
             self._turn.setdefault(spec.key, itertools.count())
             return actors
@@ -144,7 +141,7 @@ class RayExecutor(Executor):
         """Actors per version."""
         with self._lock:
             versions = {k: {"workers": len(v), "replicas": len(v)} for k, v in self._actors.items()}
-        return {"executor": self.name, "sandbox": self._sandbox, "versions": versions}
+        return {"executor": self.name, "sandbox": self._sandbox.describe(), "versions": versions}
 
     def close(self) -> None:
         """Stop every actor (and the local Ray this executor started)."""

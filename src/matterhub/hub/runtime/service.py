@@ -26,6 +26,7 @@ from matterhub.hub.cache import ResultCache, canonical, digest, memo_key
 from matterhub.hub.inputs import InputFiles, has_files
 from matterhub.hub.runtime.base import Call, CallResult, Executor, WorkerSpec, in_thread
 from matterhub.hub.service import RuntimeSpec, ServableService
+from matterhub.sandbox import Limits
 
 if TYPE_CHECKING:
     from matterhub.hub.pipelines import PipelineStep
@@ -35,11 +36,9 @@ __all__ = ["RunLimits", "RunOutcome", "RunRequest", "RunService", "Target"]
 
 @dataclass(frozen=True, slots=True)
 class RunLimits:
-    """Hub-wide defaults a servable's `servable.options` may lower or (replicas) raise."""
+    """The hub's maxima: a servable's `servable.options` may ask for less, never more."""
 
-    timeout_s: float = 60.0
-    memory_mb: int = 2048
-    cpu_s: float = 60.0
+    worker: Limits = field(default_factory=Limits)
     max_replicas: int = 4
 
 
@@ -198,9 +197,7 @@ class RunService:
             document_path=spec.document_path,
             env_dir=spec.python.parent.parent,
             replicas=max(1, min(int(options.get("replicas", 1)), limits.max_replicas)),
-            timeout_s=min(float(options.get("timeout_s", limits.timeout_s)), limits.timeout_s),
-            memory_mb=min(int(options.get("memory_mb", limits.memory_mb)), limits.memory_mb),
-            cpu_s=min(float(options.get("cpu_s", limits.cpu_s)), limits.cpu_s),
+            limits=limits.worker.clamp(options),
             threads=max(1, int(options.get("threads", 1))),
             files=any(has_files(m["input"]) for m in methods.values()),
         )
@@ -413,6 +410,7 @@ class RunService:
             "status": outcome.status,
             "cached": outcome.cached,
             "executor": self.executor.name,
+            "limits": target.worker.limits.public(),
             "caller": caller,
             "timings": {
                 "run_s": result.wall_s if result else 0.0,

@@ -9,8 +9,10 @@ shim, then answers length-prefixed JSON frames on its inherited pipes (fd 0 in, 
 
 A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON. The servable's own
 prints go to stderr (a log file the host keeps), or are captured per call with `debug`. Limits
-are applied to this process: an address-space cap (a MemoryError, after which the worker asks
-to be replaced) and a CPU-time budget per call (SIGXCPU ends the worker when it is spent).
+are set by the sandbox before this process starts (hard rlimits it cannot lift: address space,
+lifetime CPU seconds, processes, open files, file size); here the CPU soft limit is moved for
+each call (SIGXCPU ends the worker when a call overspends), and the worker asks to be replaced
+after a MemoryError or when its lifetime CPU is nearly spent.
 """
 
 from __future__ import annotations
@@ -64,6 +66,15 @@ def _cpu_budget(seconds: float) -> None:
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _cpu_left() -> float:
+    """CPU seconds left before the hard limit the sandbox set for this worker's lifetime."""
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard == resource.RLIM_INFINITY:
+        return float("inf")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return hard - (usage.ru_utime + usage.ru_stime)
 
 
 def _load_shim(path: str) -> Any:
@@ -140,9 +151,11 @@ def main(argv: list[str]) -> int:
                 except Exception as exc:
                     results.append(_error(exc))
                     continue
-            _cpu_budget(float(request.get("cpu_s") or 0))
+            cpu_s = float(request.get("cpu_s") or 0)
+            _cpu_budget(cpu_s)
             reply = _call(runners[method], shim, call, debug)
             recycle = recycle or reply.get("error_type") == "MemoryError"
+            recycle = recycle or _cpu_left() < cpu_s  # its lifetime CPU limit is near
             results.append(reply)
         write_frame(stdout, {"results": results, "recycle": recycle})
 
