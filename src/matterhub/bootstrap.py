@@ -34,6 +34,7 @@ from matterhub.hub.tasks import TaskService
 from matterhub.jobs import JobQueue
 from matterhub.netguard import NetGuard
 from matterhub.publish import DatasetService, load_pid_provider
+from matterhub.sandbox import Limits, Sandbox
 from matterhub.search.service import SearchService
 from matterhub.search.tantivy import TantivyIndex
 from matterhub.settings import Settings
@@ -160,8 +161,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         jobs=jobs,
         extract=_extract(settings),
     )
-    servables = _servables(settings, catalog, blobs, policy, search)
-    runs = _runs(settings, servables)
+    sandbox = open_sandbox(settings)
+    servables = _servables(settings, catalog, blobs, policy, search, sandbox)
+    runs = _runs(settings, servables, sandbox)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -201,22 +203,36 @@ def _extract(settings: Settings) -> Callable[..., Any]:
     return functools.partial(run_extractors, pool=RayExtractorPool(settings.executor))
 
 
-def _runs(settings: Settings, servables: ServableService) -> RunService:
+def open_sandbox(settings: Settings) -> Sandbox:
+    """The one sandbox every execution of servable code goes through, with the hub's maxima."""
+    maxima = Limits(
+        memory_mb=settings.hub_worker_memory_mb,
+        cpu_s=settings.hub_run_timeout_s,
+        wall_s=settings.hub_run_timeout_s,
+        processes=settings.hub_worker_processes,
+        open_files=settings.hub_worker_open_files,
+        output_mb=settings.hub_worker_output_mb,
+        scratch_mb=settings.hub_worker_scratch_mb,
+    )
+    return Sandbox(
+        mode=settings.hub_sandbox,
+        maxima=maxima,
+        uid_base=settings.hub_sandbox_uid,
+        uid_count=settings.hub_sandbox_uids,
+    )
+
+
+def _runs(settings: Settings, servables: ServableService, sandbox: Sandbox) -> RunService:
     """The runtime of issue #8: the executor named by `executor`, the result cache, limits."""
     executor = open_executor(
         settings.executor,
         scratch_dir=settings.data_dir / "hub" / "scratch",
-        sandbox=settings.hub_sandbox,
-        hidden=(settings.data_dir,),
+        sandbox=sandbox,
         max_workers=settings.hub_max_workers,
         idle_s=settings.hub_worker_idle_s,
         inputs_dir=settings.data_dir / "hub" / "inputs",
     )
-    limits = RunLimits(
-        timeout_s=settings.hub_run_timeout_s,
-        memory_mb=settings.hub_worker_memory_mb,
-        cpu_s=settings.hub_run_timeout_s,
-    )
+    limits = RunLimits(worker=sandbox.maxima)
     files = InputFiles(
         settings.data_dir / "hub" / "inputs",
         max_bytes=settings.hub_max_input_bytes,
@@ -226,7 +242,12 @@ def _runs(settings: Settings, servables: ServableService) -> RunService:
 
 
 def _servables(
-    settings: Settings, catalog: Catalog, blobs: BlobStore, policy: Policy, search: SearchService
+    settings: Settings,
+    catalog: Catalog,
+    blobs: BlobStore,
+    policy: Policy,
+    search: SearchService,
+    sandbox: Sandbox,
 ) -> ServableService:
     """The servable registry and its environment builder (issue #7)."""
     hub_dir = settings.data_dir / "hub"
@@ -240,6 +261,7 @@ def _servables(
         ),
         installer=settings.hub_installer,
         timeout_s=settings.hub_build_timeout_s,
+        sandbox=sandbox,
     )
     return ServableService(
         catalog,

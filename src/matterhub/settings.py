@@ -253,11 +253,48 @@ class Settings(BaseSettings):
         description="Longest time loading a servable and running its example may take, in seconds.",
     )
     hub_sandbox: Literal["auto", "bwrap", "none"] = Field(
-        default="auto",
+        default="bwrap",
         description=(
-            "Sandbox of local servable workers: 'bwrap' (bubblewrap: no network, read-only root, "
-            "private scratch), 'none' (unsandboxed, warned loudly), or 'auto' (bwrap when found)."
+            "Sandbox of every execution of servable code (workers, build checks, installs): "
+            "'bwrap' (bubblewrap + seccomp + rlimits, as an unprivileged uid; where none works, "
+            "servable code is refused) or 'none' (unsandboxed: published code runs as the "
+            "server's user — only for a hub whose servables you wrote). 'auto' means 'bwrap'."
         ),
+    )
+    hub_sandbox_uid: int = Field(
+        default=100_000,
+        ge=1000,
+        description=(
+            "When the server runs as root: installs run as this uid, each worker as one of the "
+            "next `hub_sandbox_uids` uids (no user need exist; none may own anything else)."
+        ),
+    )
+    hub_sandbox_uids: int = Field(
+        default=1000,
+        ge=1,
+        description="How many uids above `hub_sandbox_uid` workers are given (root servers).",
+    )
+    hub_worker_processes: int = Field(
+        default=64,
+        ge=4,
+        description="Most processes and threads one servable worker may have (RLIMIT_NPROC).",
+    )
+    hub_worker_open_files: int = Field(
+        default=256,
+        ge=16,
+        description="Most files one servable worker may hold open (RLIMIT_NOFILE).",
+    )
+    hub_worker_output_mb: int = Field(
+        default=64,
+        ge=1,
+        description=(
+            "Largest file a servable may write (its log included) and largest reply, in MiB."
+        ),
+    )
+    hub_worker_scratch_mb: int = Field(
+        default=256,
+        ge=1,
+        description="Size of each sandboxed process's private /tmp (its scratch), in MiB.",
     )
     hub_run_timeout_s: float = Field(
         default=60.0,

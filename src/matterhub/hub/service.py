@@ -97,7 +97,9 @@ class ServableService:
         self.envs = envs
         self.hub_dir = hub_dir
         self.max_bundle_bytes = max_bundle_bytes
-        self.builder = Builder(blobs, envs, hub_dir=hub_dir, example_timeout_s=example_timeout_s)
+        self.builder = Builder(
+            blobs, envs, hub_dir=hub_dir, example_timeout_s=example_timeout_s, sandbox=envs.sandbox
+        )
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._done = threading.Condition()
