@@ -19,9 +19,11 @@ origin with `trusting(url)`: they are still resolved once and pinned, but may be
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 import re
+import shlex
 import socket
 import ssl
 import subprocess
@@ -62,6 +64,7 @@ _GIT_PORTS = {"https": 443, "http": 80, "git": 9418, "ssh": 22}
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _BARE_PROTOCOL = re.compile(r"^([A-Za-z][A-Za-z0-9+._-]*)$")  # `simplecache::…` names no path
 _SCP_LIKE = re.compile(r"^(?:([A-Za-z0-9._-]+)@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(?!//)(.+)$")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$|^[0-9A-Fa-f:.]+$")
 _SSH_USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
 
 
@@ -374,12 +377,14 @@ class NetGuard:
                 raise OutboundRefused(f"{url}: file:// URLs name no host")
             local = self.check_path(unquote(path), source=url)
             return "file", local.as_uri(), [], {}
-        if not host:
-            raise OutboundRefused(f"{url} has no host")
+        if not host or not _HOSTNAME.match(host):
+            raise OutboundRefused(f"{url} has no usable host")
         port = port or _GIT_PORTS[protocol]
         address = self.resolve(host, port)
         literal = f"[{address}]" if ":" in address else address
         if protocol in ("http", "https"):
+            if _git_version() < (2, 37):  # older gits ignore http.curloptResolve: no pin, no clone
+                raise OutboundRefused(f"{url}: git 2.37 or newer is needed to clone over http(s)")
             # curl connects to the checked address; Host, SNI and the certificate keep the name.
             pin = f"{host}:{port}:{literal}"
             return protocol, url, ["-c", f"http.curloptResolve={pin}"], {}
@@ -390,10 +395,21 @@ class NetGuard:
         if protocol == "git":
             return "git", rewritten, [], {}
         ssh = (
-            f"ssh -o BatchMode=yes -o HostKeyAlias={host} -o ProxyCommand=none "
+            f"ssh -o BatchMode=yes -o HostKeyAlias={shlex.quote(host)} -o ProxyCommand=none "
             "-o ProxyJump=none -o PermitLocalCommand=no"
         )
         return "ssh", rewritten, [], {"GIT_SSH_COMMAND": ssh, "GIT_SSH_VARIANT": "ssh"}
+
+
+@functools.cache
+def _git_version() -> tuple[int, int]:
+    """(major, minor) of the git on PATH; (0, 0) when it cannot be told."""
+    try:
+        out = subprocess.run(["git", "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return (0, 0)
+    found = re.search(r"(\d+)\.(\d+)", out.stdout)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
 
 
 class _GuardedBackend(httpcore.SyncBackend):

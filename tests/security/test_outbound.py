@@ -270,6 +270,13 @@ def test_git_uses_its_own_protocol_allow_list(tmp_path: Path, allowed: Path) -> 
         with pytest.raises(InvalidInput) as caught:
             GitCollector().collect(source, tmp_path / "dest", context)
         assert reason in caught.value.detail, (source, caught.value.detail)
+    ssh = CollectorContext(guard=NetGuard.build(allow_private=True, git_protocols=["ssh"]))
+    for source, reason in {
+        "git+ssh://-oProxyCommand=touch@127.0.0.1/r.git": "unsafe user",
+        "git+ssh://evil;touch/r.git": "no usable host",
+    }.items():
+        with pytest.raises(InvalidInput, match=reason):
+            GitCollector().collect(source, tmp_path / "dest", ssh)
     assert not marker.exists()
 
 
