@@ -35,6 +35,7 @@ from matterhub.jobs import JobQueue
 from matterhub.netguard import NetGuard
 from matterhub.publish import DatasetService, load_pid_provider
 from matterhub.sandbox import Limits, Sandbox
+from matterhub.search.parser import QueryLimits
 from matterhub.search.service import SearchService
 from matterhub.search.tantivy import TantivyIndex
 from matterhub.settings import Settings
@@ -131,7 +132,18 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         curator_group=settings.curator_group,
     )
     assert settings.index_dir is not None  # derived from data_dir by Settings
-    search = SearchService(catalog, policy, index_dir=settings.index_dir, open_backend=TantivyIndex)
+    limits = QueryLimits(
+        max_bytes=settings.max_query_bytes,
+        max_clauses=settings.max_query_clauses,
+        max_depth=settings.max_query_depth,
+    )
+    search = SearchService(
+        catalog,
+        policy,
+        index_dir=settings.index_dir,
+        open_backend=TantivyIndex,
+        query_limits=limits,
+    )
     secret = server_secret(settings)
     jobs = JobQueue(catalog)
     connect = ConnectService(

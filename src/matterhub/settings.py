@@ -87,6 +87,28 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest request body the API accepts, in bytes; larger ones get 413.",
     )
+    max_json_depth: int = Field(
+        default=64,
+        ge=2,
+        le=1000,
+        description="Deepest nesting of arrays and objects in a JSON request body; deeper: 400.",
+    )
+    max_query_bytes: int = Field(
+        default=32 * 1024,
+        gt=0,
+        description="Longest search query string, in UTF-8 bytes; longer gets 400 before parsing.",
+    )
+    max_query_clauses: int = Field(
+        default=1024,
+        gt=0,
+        description="Most terms, phrases, ranges and groups one query string may hold; more: 400.",
+    )
+    max_query_depth: int = Field(
+        default=30,
+        gt=0,
+        le=200,
+        description="Deepest nesting of parentheses in a query string; deeper gets 400.",
+    )
     token_ttl_days: int | None = Field(
         default=365,
         gt=0,

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from matterhub import __version__
 from matterhub.api.errors import install_error_handlers
-from matterhub.api.limits import BodySizeLimit
+from matterhub.api.limits import BodyLimits
 from matterhub.api.routes import accounts, connect, globus, health, schemas
 from matterhub.api.routes import datasets as dataset_routes
 from matterhub.api.routes import pid as pid_routes
@@ -48,7 +48,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.state.services = services
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimits,
+        max_bytes=settings.max_request_bytes,
+        max_json_depth=settings.max_json_depth,
+    )
     # The run routes come first: routing tries routes in order and each miss costs a few
     # microseconds, so ~75 routes ahead of them were half of a warm run's CPU time.
     # No earlier route matches their paths (tests/api/test_route_order.py).

@@ -2,12 +2,17 @@
 
 The grammar (`querystring.lark`) keeps clauses flat; `_combine` then applies Lucene's classic
 rules, so `a OR b AND c` means "b and c required, a optional" exactly as Globus evaluates it.
+
+Every query is bounded (`QueryLimits`): its length is checked before any parsing, its clause count
+and parenthesis depth token by token while lark parses it, so a hostile query costs at most a few
+milliseconds and the tree walkers below never recurse deeper than the depth limit.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -31,10 +36,53 @@ from matterhub.search.tree import (
     Wildcard,
 )
 
-__all__ = ["parse_query", "parse_simple_query", "query_tree", "unescape", "wildcard_regex"]
+__all__ = [
+    "QueryLimits",
+    "QueryTooLarge",
+    "parse_query",
+    "parse_simple_query",
+    "query_tree",
+    "unescape",
+    "wildcard_regex",
+]
 
 _ESCAPE = re.compile(r"\\(.)", re.S)
 _WORD = re.compile(r'"[^"]*"|[^\s"]+')
+
+
+# Tokens that open a clause: each term, phrase, regex, range, comparison and group counts once.
+_CLAUSE_TOKENS = frozenset({"TERM", "PHRASE", "REGEX", "RANGE_OPEN", "COMPARE_OP", "LPAR"})
+
+
+@dataclass(frozen=True, slots=True)
+class QueryLimits:
+    """How large a query string may be (settings `max_query_bytes`, `…_clauses`, `…_depth`)."""
+
+    max_bytes: int = 32 * 1024
+    max_clauses: int = 1024
+    max_depth: int = 30
+
+
+DEFAULT_LIMITS = QueryLimits()
+
+
+class QueryTooLarge(BadRequest):
+    """A query over one of the limits; the message names the setting that sets it (400)."""
+
+    code = "query_too_large"
+
+    def __init__(self, what: str, limit: int, setting: str) -> None:
+        super().__init__(
+            f"{what}; the limit is {limit}, set by MATTERHUB_{setting.upper()}", field="q"
+        )
+
+
+def check_length(text: str, limits: QueryLimits = DEFAULT_LIMITS) -> None:
+    """Refuse a query longer than the byte limit, before any work is spent on it."""
+    # A character is 1-4 bytes: only count bytes when the characters alone are within the limit.
+    limit = limits.max_bytes
+    if len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise QueryTooLarge(f"the query is longer than {limit} bytes", limit, "max_query_bytes")
 
 
 @cache
@@ -221,21 +269,54 @@ def _range_value(node: Tree[Token] | Token) -> str | None:
     return None if text == "*" and token.type != "PHRASE" else text
 
 
-def parse_query(text: str) -> Node:
+def _parse_tree(text: str, limits: QueryLimits) -> Tree[Token]:
+    """Lark's tree of `text`, counting clauses and depth as the tokens arrive."""
+    parser = _parser().parse_interactive(text)
+    depth = clauses = 0
+    last: Token | None = None
+    for token in parser.iter_parse():
+        last = token
+        kind = token.type
+        if kind in _CLAUSE_TOKENS:
+            clauses += 1
+            if clauses > limits.max_clauses:
+                raise QueryTooLarge(
+                    f"the query has more than {limits.max_clauses} clauses",
+                    limits.max_clauses,
+                    "max_query_clauses",
+                )
+            if kind == "LPAR":
+                depth += 1
+                if depth > limits.max_depth:
+                    raise QueryTooLarge(
+                        f"the query nests parentheses deeper than {limits.max_depth} "
+                        f"(at position {(token.start_pos or 0) + 1})",
+                        limits.max_depth,
+                        "max_query_depth",
+                    )
+        elif kind == "RPAR":
+            depth -= 1
+    tree: Tree[Token] = parser.feed_eof(last)  # type: ignore[no-untyped-call]
+    return tree
+
+
+def parse_query(text: str, limits: QueryLimits = DEFAULT_LIMITS) -> Node:
     """Parse an advanced query string.
 
     Raises:
+        QueryTooLarge: the text is over one of `limits`.
         BadRequest: the text is not valid; the message gives the 1-based position.
     """
+    check_length(text, limits)
     try:
-        tree = _parser().parse(text)
+        tree = _parse_tree(text, limits)
     except UnexpectedInput as exc:
         raise BadRequest(_describe(exc, text), field="q") from None
     return _Builder().clauses(list(tree.children), None)  # type: ignore[arg-type]
 
 
-def parse_simple_query(text: str) -> Node:
-    """Parse a basic (non-advanced) query: never a syntax error.
+def parse_simple_query(text: str, limits: QueryLimits = DEFAULT_LIMITS) -> Node:
+    """Parse a basic (non-advanced) query: never a syntax error, but always within the limits.
 
     Valid query syntax keeps its meaning (so Forge's `(iron AND oxide)` works); anything else
     becomes its words, any of which may match.
@@ -243,22 +324,38 @@ def parse_simple_query(text: str) -> Node:
     if not text.strip():
         return MatchAll()
     try:
-        return parse_query(text)
+        return parse_query(text, limits)
+    except QueryTooLarge:
+        raise
     except BadRequest:
         words = [w.strip('"()[]{}') for w in _WORD.findall(text)]
         nodes: list[Node] = [Phrase(None, w) if " " in w else Term(None, w) for w in words if w]
         if not nodes:
             return MatchAll()
+        if len(nodes) > limits.max_clauses:
+            raise QueryTooLarge(
+                f"the query has more than {limits.max_clauses} words",
+                limits.max_clauses,
+                "max_query_clauses",
+            ) from None
         return Bool(tuple((Occur.SHOULD, n) for n in nodes))
 
 
-def query_tree(q: str | None, advanced: bool, filters: Sequence[GFilter]) -> Node:
+def query_tree(
+    q: str | None,
+    advanced: bool,
+    filters: Sequence[GFilter],
+    *,
+    limits: QueryLimits = DEFAULT_LIMITS,
+) -> Node:
     """The tree of a search's `q`: match-all when only filters are given; parsed otherwise."""
+    if q is not None:
+        check_length(q, limits)  # before even `strip` walks it
     if q is None or not q.strip():
         if not filters and q is None:
             raise BadRequest("give q, filters, or both", field="q")
         return MatchAll()
-    return parse_query(q) if advanced else parse_simple_query(q)
+    return parse_query(q, limits) if advanced else parse_simple_query(q, limits)
 
 
 def _describe(exc: UnexpectedInput, text: str) -> str:

@@ -32,7 +32,7 @@ from matterhub.core.policy import Policy
 from matterhub.core.search import MAX_RESULTS, GScrollRequest, GSearchRequest, GTask
 from matterhub.search.backend import Hit, Page, SearchBackend, SearchSpec
 from matterhub.search.documents import Prepared
-from matterhub.search.parser import query_tree
+from matterhub.search.parser import QueryLimits, query_tree
 from matterhub.search.tree import Exists, MatchAll
 from matterhub.search.writer import IngestWorker
 
@@ -92,8 +92,10 @@ class SearchService:
         *,
         index_dir: Path,
         open_backend: Callable[[Path], SearchBackend],
+        query_limits: QueryLimits | None = None,
     ) -> None:
         self._catalog = catalog
+        self._limits = query_limits or QueryLimits()
         self._policy = policy
         self._dir = index_dir
         self._open_backend = open_backend
@@ -248,7 +250,7 @@ class SearchService:
             )
         index = self._resolve(ref)
         spec = SearchSpec(
-            tree=query_tree(request.q, request.advanced, request.filters),
+            tree=query_tree(request.q, request.advanced, request.filters, limits=self._limits),
             principals=self._principals(identity, request.bypass_visible_to),
             filters=request.filters,
             post_filters=request.post_facet_filters,
@@ -264,7 +266,7 @@ class SearchService:
         """The next page of everything matching, after `marker`."""
         index = self._resolve(ref)
         spec = SearchSpec(
-            tree=query_tree(request.q, request.advanced, request.filters),
+            tree=query_tree(request.q, request.advanced, request.filters, limits=self._limits),
             principals=self._principals(identity, request.bypass_visible_to),
             filters=request.filters,
             limit=request.limit,
@@ -354,7 +356,8 @@ class SearchService:
             raise BadRequest(
                 f"invalid delete_by_query body: {exc.errors()[0]['msg']}", field="q"
             ) from None
-        query_tree(request.q, request.advanced, request.filters)  # refuse bad syntax now, not later
+        # Refuse bad syntax and oversized queries now, not when the writer applies the task.
+        query_tree(request.q, request.advanced, request.filters, limits=self._limits)
         payload = {
             "q": request.q,
             "advanced": request.advanced,

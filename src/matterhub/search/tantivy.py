@@ -276,7 +276,9 @@ class TantivyIndex(SearchBackend):
             }
         }
         total = _count(searcher.search(query, 1, count=True))
-        if spec.limit == 0:
+        if spec.limit == 0 or spec.offset >= total:
+            # top_hits panics on a `from` past the last hit (tantivy slices its hits with it);
+            # a page past the end is empty, as it is for unsorted searches.
             return [], total
         rows = searcher.aggregate(query, aggs)["page"]["hits"]
         hits = []
