@@ -386,6 +386,8 @@ class Sandbox:
             argv += _parents(path, made)
             argv += [option, path, path]
         argv += _top_links()
+        # The root is bwrap's own tmpfs, unbounded: read-only once built (only /tmp is written).
+        argv += ["--remount-ro", "/"]
         argv += ["--chdir", view.cwd]
         fd = _seccomp_fd()
         argv += ["--seccomp", str(fd), "--", *_rlimits(limits)]
