@@ -125,9 +125,9 @@ def served(
     env = {k: v for k, v in os.environ.items() if not k.startswith("MATTERHUB_")}
     # A secret in the server's environment: no sandboxed process may see it.
     env.update(HOME=str(root), MATTERHUB_PROBE_MARKER=marker)
+    serve = ["--data-dir", str(data_dir), "serve", "--port", str(port)]
     proc = subprocess.Popen(
-        [*_as(uid), sys.executable, "-m", "matterhub.cli", "--data-dir", str(data_dir)]
-        + ["serve", "--port", str(port)],
+        [*_as(uid), sys.executable, "-m", "matterhub.cli", *serve],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
