@@ -64,6 +64,7 @@ class Services:
     runs: RunService = field(repr=False)
     tasks: TaskService = field(repr=False)
     sessions: SessionService = field(repr=False)
+    sandbox: Sandbox = field(repr=False, default_factory=Sandbox)
 
     def start(self) -> None:
         """Start background work: the search ingest worker and the Connect pipeline; both resume."""
@@ -191,6 +192,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         runs=runs,
         tasks=TaskService(catalog, runs, jobs, ttl_s=settings.hub_results_ttl_s),
         sessions=SessionService(catalog, ttl=timedelta(hours=settings.web_session_hours)),
+        sandbox=sandbox,
     )
 
 

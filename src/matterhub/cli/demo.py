@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from matterhub.bootstrap import Services, build_services
+from matterhub.bootstrap import Services, build_services, open_sandbox
 from matterhub.cli.demo_data import demo_source_root, publish_demo_datasets
 from matterhub.cli.demo_servable import publish_demo_servable
 from matterhub.cli.server import check_port_free, run_server
@@ -61,6 +61,15 @@ def run_demo(settings: Settings, *, console: Console, serve: bool = True) -> Non
         check_port_free(settings.host, settings.port)
     roots = [*settings.connect_allowed_roots, demo_source_root(settings.data_dir)]
     settings = settings.model_copy(update={"connect_allowed_roots": roots})
+    problem = open_sandbox(settings).problem()
+    if problem is not None and "hub_sandbox" not in settings.model_fields_set:
+        # The demo publishes only its own servable; a real hub would refuse to run it.
+        console.print(
+            f"[yellow]No working sandbox on this machine ({problem}). This demo hub runs its "
+            "own demo servable unsandboxed (hub_sandbox=none); do not publish anyone else's "
+            "code to it. See docs/security.md.[/yellow]"
+        )
+        settings = settings.model_copy(update={"hub_sandbox": "none"})
     services = build_services(settings)
     services.start()
     tokens = seed_demo(services)

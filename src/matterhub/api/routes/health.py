@@ -24,6 +24,7 @@ class HealthPublic(BaseModel):
     version: str
     catalog_backend: str
     checks: dict[str, str]
+    sandbox: str  # "bwrap", "none (unsandboxed: …)" or why servable code is refused
 
 
 def _storage_probe(services: Services) -> Callable[[], None]:
@@ -31,6 +32,15 @@ def _storage_probe(services: Services) -> Callable[[], None]:
         services.blobs.exists("health-probe")
 
     return probe
+
+
+def _sandbox_state(services: Services) -> str:
+    """Whether servable code runs, and how: the data side stays healthy either way."""
+    sandbox = services.sandbox
+    if not sandbox.enabled:
+        return "none (unsandboxed: published code runs as the server's user)"
+    problem = sandbox.problem()
+    return "bwrap" if problem is None else f"refusing servable code: {problem}"
 
 
 @router.get("/health", response_model=HealthPublic, summary="Is the hub up?")
@@ -49,5 +59,6 @@ def health(services: ServicesDep) -> JSONResponse:
         version=__version__,
         catalog_backend=services.catalog.backend,
         checks=checks,
+        sandbox=_sandbox_state(services),
     )
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
