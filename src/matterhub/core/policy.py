@@ -51,6 +51,7 @@ __all__ = [
     "Public",
     "ResourcePolicy",
     "SystemProcess",
+    "Unowned",
     "any_of",
     "owner_only",
     "version_policy",
@@ -331,6 +332,20 @@ class Everyone(Generator):
         return Everything()
 
 
+@dataclass(frozen=True, slots=True)
+class Unowned(Generator):
+    """Anyone holding an object nobody owns: an anonymous caller's async task, whose unguessable
+    id is the only key to it (as in DLHub); a signed-in caller's task is hers alone."""
+
+    field: str = "owner_id"
+
+    def allows(self, identity: Identity, obj: Any) -> bool:
+        return _get(obj, self.field) is None
+
+    def condition(self, identity: Identity) -> Condition:
+        return FieldIs(self.field, None)
+
+
 _STAFF: tuple[Generator, ...] = (Admin(), SystemProcess())
 _PUBLISHED = frozenset({"published", "withdrawn"})
 
@@ -382,8 +397,10 @@ POLICIES: dict[str, ResourcePolicy] = {
             "manage": (Owner(), *_STAFF),
         },
     ),
-    # Async run tasks and search write tasks: the caller who started them.
+    # Search write tasks: the caller who started them.
     "task": ResourcePolicy("task", {"read": (Owner(), *_STAFF)}),
+    # Async run tasks: the caller who started them; an anonymous caller's, whoever has the id.
+    "run_task": ResourcePolicy("run_task", {"read": (Owner(), Unowned(), *_STAFF)}),
     "group": ResourcePolicy("group", {"read": (GroupMember(), *_STAFF), "manage": (*_STAFF,)}),
     "token": ResourcePolicy(
         "token", {"read": (Owner("user_id"), *_STAFF), "manage": (Owner("user_id"), *_STAFF)}

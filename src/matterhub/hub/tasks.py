@@ -24,6 +24,7 @@ from sqlalchemy import delete, insert, select, update
 from matterhub.catalog import Catalog
 from matterhub.catalog.models import Task
 from matterhub.core.errors import InvalidInput, NotFound
+from matterhub.core.policy import POLICIES
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 from matterhub.hub.runtime.service import (
     RunOutcome,
@@ -383,8 +384,7 @@ class TaskService:
                         "expires_at",
                     )
                 }
-        mine = row["owner_id"] is None or row["owner_id"] == identity.user_id
-        if not (mine or identity.is_admin or identity.is_system):
+        if not POLICIES["run_task"].allows(identity, row):
             raise NotFound(f"no task {task_id!r}", field="task_id")  # never confirm others'
         expires = row.get("expires_at")
         if expires is not None and expires.replace(tzinfo=UTC) < _now():
