@@ -107,7 +107,7 @@ class FieldIs(Condition):
     """Objects whose column `field` equals `value` (e.g. `owner_id`)."""
 
     field: str
-    value: str
+    value: str | None  # None: the column is NULL
 
 
 @dataclass(frozen=True, slots=True)

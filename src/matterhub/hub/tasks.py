@@ -24,8 +24,8 @@ from sqlalchemy import delete, insert, select, update
 from matterhub.catalog import Catalog
 from matterhub.catalog.models import Task
 from matterhub.core.errors import InvalidInput, NotFound
-from matterhub.core.policy import POLICIES
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
+from matterhub.core.policy import POLICIES
 from matterhub.hub.runtime.service import (
     RunOutcome,
     RunRequest,
