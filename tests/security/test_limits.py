@@ -294,7 +294,7 @@ async def test_json_without_a_content_type_is_checked_too(client: httpx.AsyncCli
 
 
 async def test_json_depth_counts_objects_and_arrays(client: httpx.AsyncClient) -> None:
-    body = {"q": "oxide"}
+    body: dict[str, Any] = {"q": "oxide"}
     for _ in range(70):
         body = {"q": "oxide", "x": [body]}  # depth 141
     response = await client.post("/v1/index/mdf/search", json=body)
@@ -349,3 +349,15 @@ async def test_bodies_that_are_not_json_are_not_depth_checked(
     )
     assert response.status_code in (404, 415), response.text[:300]
     assert response.json()["error"] != "json_too_deep"
+
+
+# Found by the fuzz run (tests/security/test_fuzz.py) ---------------------------------------------
+
+
+async def test_a_dataset_listing_offset_past_64_bits_is_refused(client: httpx.AsyncClient) -> None:
+    # The catalog's integers are 64-bit: the driver overflowed and the route answered 500.
+    response = await client.get("/api/datasets", params={"offset": 70280087673320603910144})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "offset"
+    ok = await client.get("/api/datasets", params={"offset": 1_000_000_000})
+    assert ok.status_code == 200 and ok.json() == []

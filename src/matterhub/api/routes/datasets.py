@@ -155,7 +155,8 @@ def list_datasets(
     identity: CurrentIdentity,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # Bounded: the catalog's integers are 64-bit (a larger offset was a 500 from the driver).
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[DatasetPublic]:
     """Anonymous callers see datasets with a public published version."""
     return _svc(services).list_datasets(identity, limit=limit, offset=offset)
