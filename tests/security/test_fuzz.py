@@ -33,7 +33,7 @@ from tests.connect.helpers import CIF, dc, submit
 from tests.hub.conftest import Hub, hub_settings, start_hub
 from tests.hub.runtime.conftest import publish_noop
 
-pytestmark = [pytest.mark.timeout(600), pytest.mark.e2e]
+pytestmark = pytest.mark.timeout(600)
 
 # Examples per operation and identity; with ~80 operations this is ~4,000 requests.
 EXAMPLES = 20
