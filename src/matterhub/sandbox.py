@@ -380,6 +380,9 @@ class Sandbox:
         argv += ["--proc", "/proc", "--dev", "/dev"]
         argv += ["--size", str(limits.scratch_mb * 1024 * 1024), "--perms", "1777"]
         argv += ["--tmpfs", "/tmp"]
+        # POSIX shared memory and semaphores (joblib, torch's loaders) live in /dev/shm.
+        argv += ["--size", str(limits.scratch_mb * 1024 * 1024), "--perms", "1777"]
+        argv += ["--tmpfs", "/dev/shm"]
         made: set[str] = {"/", "/tmp"}
         for option, path in binds:
             # bwrap makes missing parents 0700 (root's): make them 0755 so the uid may pass.

@@ -159,7 +159,10 @@ class EnvironmentBuilder:
         env["UV_LINK_MODE"] = "copy"
         self._run([tool, "venv", "--quiet", "--python", self.python, str(where)], box, log, env)
         if requirements:
-            cmd = [tool, "pip", "install", "--python", str(python), *self.sources.args()]
+            # Bytecode now: workers see the environment read-only and could never write it,
+            # so without it every cold start would compile the whole dependency tree again.
+            cmd = [tool, "pip", "install", "--compile-bytecode", "--python", str(python)]
+            cmd += self.sources.args()
             self._run([*cmd, *requirements], box, log, env)
 
     def _run(
