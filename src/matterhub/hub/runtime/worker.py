@@ -55,26 +55,22 @@ def _limit_memory(memory_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
-def _cpu_budget(seconds: float) -> None:
-    """Let the next call use `seconds` more CPU time; SIGXCPU (fatal) when it uses more."""
-    if seconds <= 0:
-        return
+def _cpu_budget(seconds: float) -> float:
+    """Let the next call use `seconds` more CPU time (SIGXCPU, fatal, when it uses more).
+
+    Returns the CPU seconds left under the hard limit the sandbox set for this worker's life.
+    """
     usage = resource.getrusage(resource.RUSAGE_SELF)
     used = usage.ru_utime + usage.ru_stime
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    left = float("inf") if hard == resource.RLIM_INFINITY else hard - used
+    if seconds <= 0:
+        return left
     soft = int(used + seconds) + 1
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-
-
-def _cpu_left() -> float:
-    """CPU seconds left before the hard limit the sandbox set for this worker's lifetime."""
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    if hard == resource.RLIM_INFINITY:
-        return float("inf")
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return hard - (usage.ru_utime + usage.ru_stime)
+    return left
 
 
 def _load_shim(path: str) -> Any:
@@ -152,10 +148,10 @@ def main(argv: list[str]) -> int:
                     results.append(_error(exc))
                     continue
             cpu_s = float(request.get("cpu_s") or 0)
-            _cpu_budget(cpu_s)
+            left = _cpu_budget(cpu_s)
             reply = _call(runners[method], shim, call, debug)
             recycle = recycle or reply.get("error_type") == "MemoryError"
-            recycle = recycle or _cpu_left() < cpu_s  # its lifetime CPU limit is near
+            recycle = recycle or left < 2 * cpu_s  # its lifetime CPU limit is near
             results.append(reply)
         write_frame(stdout, {"results": results, "recycle": recycle})
 
