@@ -299,6 +299,9 @@ def _pid_options(settings: Settings) -> dict[str, object]:
         "datacite_password": password.get_secret_value() if password else "",
         "datacite_prefix": settings.datacite_prefix,
         "datacite_test_mode": settings.datacite_test_mode,
+        # Its requests go through the one outbound guard too (the configured origin is trusted,
+        # the connection still pinned to the address checked).
+        "transport": outbound_guard(settings).trusting(settings.datacite_url).transport(),
     }
 
 

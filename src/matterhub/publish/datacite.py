@@ -48,6 +48,7 @@ class DataCitePIDProvider(PIDProvider):
             auth=(user, password),
             timeout=timeout,
             transport=transport,
+            trust_env=transport is None,  # a guarded transport connects where it checked
             headers={"Content-Type": _JSON_API, "Accept": _JSON_API},
         )
 
@@ -62,6 +63,7 @@ class DataCitePIDProvider(PIDProvider):
             user=str(options.get("datacite_user") or ""),
             password=str(options.get("datacite_password") or ""),
             prefix=str(options.get("datacite_prefix") or ""),
+            transport=options.get("transport"),
         )
 
     def _send(self, method: str, path: str, attributes: Mapping[str, Any]) -> dict[str, Any]:
