@@ -276,6 +276,7 @@ def _servables(
         installer=settings.hub_installer,
         timeout_s=settings.hub_build_timeout_s,
         sandbox=sandbox,
+        source_builds=settings.hub_source_builds,
     )
     return ServableService(
         catalog,

@@ -264,6 +264,14 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Local folders or pages of wheels for servable environments, as a JSON list.",
     )
+    hub_source_builds: bool = Field(
+        default=False,
+        description=(
+            "Let servable installs build packages from source distributions. Their build "
+            "scripts run in the install sandbox but share the package cache with other builds; "
+            "off: wheels only, so no package code runs before the servable's own check."
+        ),
+    )
     hub_build_timeout_s: float = Field(
         default=1800.0,
         gt=0,

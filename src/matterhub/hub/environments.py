@@ -71,6 +71,9 @@ class EnvironmentBuilder:
     python: str = str(Path(sys.executable).resolve())
     timeout_s: float = 1800.0
     sandbox: Sandbox = field(default_factory=Sandbox)
+    # Wheels only unless the operator allows source builds: a wheel installs without running
+    # any of the package's code, a source build runs its build scripts (in the sandbox).
+    source_builds: bool = False
     _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -150,7 +153,10 @@ class EnvironmentBuilder:
             self._run([self.python, "-m", "venv", str(where)], box, log)
             if requirements:
                 cmd = [str(python), "-m", "pip", "install", "--no-input", "--cache-dir"]
-                cmd += [str(self.cache_dir / "pip"), *self.sources.args(), *requirements]
+                cmd += [str(self.cache_dir / "pip"), *self.sources.args()]
+                if not self.source_builds:
+                    cmd += ["--only-binary", ":all:"]
+                cmd += requirements
                 self._run(cmd, box, log)
             return
         # Each install writes into its own folder only, so uv copies from the cache (a hard
@@ -163,6 +169,8 @@ class EnvironmentBuilder:
             # so without it every cold start would compile the whole dependency tree again.
             cmd = [tool, "pip", "install", "--compile-bytecode", "--python", str(python)]
             cmd += self.sources.args()
+            if not self.source_builds:
+                cmd.append("--no-build")
             self._run([*cmd, *requirements], box, log, env)
 
     def _run(
@@ -213,6 +221,12 @@ class EnvironmentBuilder:
             log(output)
         if done.returncode != 0:
             tail = "\n".join(output.splitlines()[-15:])
+            if not self.source_builds and _needs_a_build(output):
+                tail += (
+                    "\n(a requirement has no wheel for this platform and this hub installs "
+                    "wheels only; an administrator can allow source builds: "
+                    "MATTERHUB_HUB_SOURCE_BUILDS)"
+                )
             raise BuildStepFailed("environment", f"installing the requirements failed:\n{tail}")
 
     def _give_cache(self, uid: int | None) -> None:
@@ -233,6 +247,16 @@ def _installer_variables() -> dict[str, str]:
         if name.startswith(("PIP_", "UV_")) or name.lower() in _PASSED or name in _PASSED:
             out[name] = value
     return out
+
+
+def _needs_a_build(output: str) -> bool:
+    """Whether an installer failed because only a source distribution was found."""
+    text = output.lower()
+    return (
+        "building source distributions is disabled" in text
+        or "--no-build" in text
+        or ("no matching distribution" in text)
+    )
 
 
 def _local_sources(values: Sequence[str]) -> tuple[Path, ...]:
