@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import msgpack  # type: ignore[import-untyped]
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
@@ -361,3 +362,66 @@ async def test_a_dataset_listing_offset_past_64_bits_is_refused(client: httpx.As
     assert response.json()["field"] == "offset"
     ok = await client.get("/api/datasets", params={"offset": 1_000_000_000})
     assert ok.status_code == 200 and ok.json() == []
+
+
+# JSON that reaches a run outside the JSON body is bounded the same way.
+
+
+def assert_run_limit(response: httpx.Response, field: str) -> None:
+    assert response.status_code == 400, response.text[:300]
+    body = response.json()
+    assert body["error"] == "json_too_deep" and body["field"] == field
+    assert "MATTERHUB_MAX_JSON_DEPTH" in body["detail"]
+
+
+@pytest.mark.parametrize("prefix", ["/api/servables", "/servables"])
+async def test_a_deep_multipart_request_part_is_a_400(
+    client: httpx.AsyncClient, prefix: str
+) -> None:
+    inner = {"inputs": json.loads(deep_json(100))}
+    response = await client.post(
+        f"{prefix}/alice/echo/run",
+        files={"request": (None, json.dumps(inner)), "x": ("x.txt", b"data")},
+    )
+    assert_run_limit(response, "request")
+
+
+def npy_bytes() -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([1.0, 2.0]))
+    return buffer.getvalue()
+
+
+async def test_deep_query_parameters_are_a_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/servables/alice/echo/run",
+        params={"parameters": deep_json(100).decode()},
+        content=npy_bytes(),  # an .npy body takes its options from the query
+        headers={"content-type": "application/x-npy"},
+    )
+    assert_run_limit(response, "parameters")
+
+
+async def test_a_deep_msgpack_body_is_a_400(client: httpx.AsyncClient) -> None:
+    value: Any = 1
+    for _ in range(200):
+        value = [value]
+    response = await client.post(
+        "/api/servables/alice/echo/run",
+        content=msgpack.packb({"inputs": value}),
+        headers={"content-type": "application/msgpack"},
+    )
+    assert_run_limit(response, "body")
+
+
+async def test_shallow_run_bodies_pass_the_depth_check(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/servables/alice/echo/run",
+        content=msgpack.packb({"inputs": [[1, 2], [3, 4]]}),
+        headers={"content-type": "application/msgpack"},
+    )
+    assert response.status_code == 404  # past the body: no such servable

@@ -31,7 +31,8 @@ from fastapi import Request, Response
 from pydantic import ValidationError
 
 from matterhub.api.errors import loc_to_field
-from matterhub.core.errors import InvalidInput, MatterHubError
+from matterhub.api.limits import json_too_deep
+from matterhub.core.errors import BadRequest, InvalidInput, MatterHubError
 
 __all__ = [
     "JSON",
@@ -51,6 +52,12 @@ _MSGPACK_ALIASES = (MSGPACK, "application/x-msgpack", "application/vnd.msgpack")
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _TAG = "__ndarray__"
 _FLAGS = ("asynchronous", "debug", "validate")
+
+
+class TooDeep(BadRequest):
+    """Run JSON or msgpack nested past `max_json_depth` (400, as the body middleware answers)."""
+
+    code = "json_too_deep"
 
 
 class UnsupportedMedia(MatterHubError):
@@ -118,6 +125,35 @@ def _typed(value: Any, field: str) -> Any:
     return value
 
 
+def _depth_limit(request: Request) -> int:
+    settings = getattr(request.app.state, "settings", None)
+    return int(getattr(settings, "max_json_depth", 64))
+
+
+def _check_depth(request: Request, text: str | bytes, field: str) -> None:
+    """JSON that reaches a run outside the JSON body (a multipart part, the query) is bounded
+    like the body (api/limits checks that one before the route runs)."""
+    limit = _depth_limit(request)
+    if json_too_deep(text.encode() if isinstance(text, str) else text, limit):
+        raise TooDeep(
+            f"{field} nests arrays and objects deeper than {limit}; the limit is {limit}, set "
+            "by MATTERHUB_MAX_JSON_DEPTH",
+            field=field,
+        )
+
+
+def _nested_too_deep(value: Any, limit: int) -> bool:
+    """Whether a decoded (msgpack) value nests lists and maps deeper than `limit`; iterative."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
 def _query_options(request: Request) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in _FLAGS:
@@ -126,6 +162,7 @@ def _query_options(request: Request) -> dict[str, Any]:
     if "version" in request.query_params:
         out["version"] = request.query_params["version"]
     if "parameters" in request.query_params:
+        _check_depth(request, request.query_params["parameters"], "parameters")
         try:
             out["parameters"] = orjson.loads(request.query_params["parameters"])
         except orjson.JSONDecodeError as exc:
@@ -144,6 +181,7 @@ async def read_body(request: Request, spool_dir: Path | None) -> tuple[dict[str,
             for name, value in form.multi_items():
                 if isinstance(value, str):
                     if name == "request":
+                        _check_depth(request, value, "request")
                         data = orjson.loads(value)
                     continue
                 bodies.spool(name, value.filename, value.file, spool_dir)
@@ -167,9 +205,17 @@ async def read_body(request: Request, spool_dir: Path | None) -> tuple[dict[str,
             data = _typed(data, "body")
     elif media == MSGPACK:
         try:
-            data = _typed(msgpack.unpackb(raw, raw=False, strict_map_key=False), "body")
+            unpacked = msgpack.unpackb(raw, raw=False, strict_map_key=False)
         except (ValueError, msgpack.UnpackException) as exc:
             raise InvalidInput(f"the body is not msgpack: {exc}", field="body") from None
+        limit = _depth_limit(request)
+        if isinstance(unpacked, (dict, list)) and _nested_too_deep(unpacked, limit):
+            raise TooDeep(
+                f"the body nests arrays and maps deeper than {limit}; the limit is {limit}, "
+                "set by MATTERHUB_MAX_JSON_DEPTH",
+                field="body",
+            )
+        data = _typed(unpacked, "body")
     elif media == NPY:
         np = _numpy()
         import io
