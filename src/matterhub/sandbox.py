@@ -436,10 +436,16 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
         uid: int | None = None,
         umask: int = 0o022,
+        probe: bool = False,
         **kwargs: Any,
     ) -> subprocess.Popen[bytes]:
-        """Start `inner` sandboxed (refused when no sandbox works); `kwargs` go to Popen."""
-        self.require()
+        """Start `inner` sandboxed (refused when no sandbox works); `kwargs` go to Popen.
+
+        Raises:
+            SandboxUnavailable: no sandbox works and unsandboxed mode is not chosen.
+        """
+        if not probe:
+            self.require()
         argv, fd = self.command(inner, view, limits, uid=uid)
         try:
             return subprocess.Popen(
@@ -474,30 +480,23 @@ class Sandbox:
             subprocess.TimeoutExpired: it ran past its wall time (it has been killed).
             SandboxUnavailable: no sandbox works and unsandboxed mode is not chosen.
         """
-        if not probe:
-            self.require()
-        argv, fd = self.command(inner, view, limits, uid=uid)
-        cap = limits.output_mb * 1024 * 1024
-        try:
-            proc = subprocess.Popen(
-                argv,
-                env=self.environment(env),
-                pass_fds=(fd,) if fd is not None else (),
-                close_fds=True,
-                start_new_session=True,
-                umask=umask,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        finally:
-            if fd is not None:
-                os.close(fd)
-        return _collect(proc, argv, limits.wall_s, cap)
+        proc = self.popen(
+            inner,
+            view,
+            limits,
+            env=env,
+            uid=uid,
+            umask=umask,
+            probe=probe,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        return _collect(proc, limits.wall_s, limits.output_mb * 1024 * 1024)
 
 
 def _collect(
-    proc: subprocess.Popen[bytes], argv: list[str], wall_s: float, cap: int
+    proc: subprocess.Popen[bytes], wall_s: float, cap: int
 ) -> subprocess.CompletedProcess[str]:
     """Read both pipes up to `cap` bytes each until exit or the deadline (then kill)."""
     outs: dict[int, bytearray] = {}
@@ -526,7 +525,7 @@ def _collect(
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
-    return subprocess.CompletedProcess(argv, proc.returncode, texts[0], texts[1])
+    return subprocess.CompletedProcess(proc.args, proc.returncode, texts[0], texts[1])
 
 
 def kill(proc: subprocess.Popen[Any]) -> None:
