@@ -40,11 +40,12 @@ import itertools
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -336,24 +337,39 @@ class Sandbox:
 
     # starting processes -----------------------------------------------------------------------
 
-    def uid(self) -> int:
-        """A uid of the sandbox range for one worker (root servers only)."""
+    def uid(self) -> int | None:
+        """A uid of the sandbox range for one worker; None where the sandbox drops to none
+        (a server that is not root, or unsandboxed mode)."""
+        if not (self.as_root and self.enabled):
+            return None
         with self._uid_lock:
             return self.uid_base + 1 + next(self._uids) % self.uid_count
 
-    def install_uid(self) -> int:
-        """The uid installers run as (root servers only): owns the package cache."""
-        return self.uid_base
+    def install_uid(self) -> int | None:
+        """The uid installers run as (owns the package cache); None as for `uid`."""
+        return self.uid_base if self.as_root and self.enabled else None
 
     def give(self, path: Path, uid: int | None) -> None:
-        """Let a sandbox uid own `path` (and everything below it), for root servers."""
-        if uid is None or not self.as_root or not self.enabled:
+        """Let a sandbox uid (from `uid`/`install_uid`) own `path` and everything below it."""
+        if uid is None:
             return
         os.chown(path, uid, uid, follow_symlinks=False)
         if path.is_dir() and not path.is_symlink():
             for root, dirs, files in os.walk(path):
                 for name in dirs + files:
                     os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
+
+    @staticmethod
+    def readable(path: Path) -> None:
+        """Make a tree the server wrote (umask 0o077) readable by a sandbox uid that has it
+        bound read-only: folders 0755, files 0644 (0755 when executable). The 0700 data
+        folder above keeps everyone else out."""
+        for root, _, files in os.walk(path):
+            os.chmod(root, 0o755)
+            for name in files:
+                target = os.path.join(root, name)
+                executable = os.stat(target, follow_symlinks=False).st_mode & 0o100
+                os.chmod(target, 0o755 if executable else 0o644, follow_symlinks=False)
 
     def command(
         self, inner: Sequence[str], view: View, limits: Limits, *, uid: int | None = None
@@ -401,7 +417,7 @@ class Sandbox:
         fd = _seccomp_fd()
         argv += ["--seccomp", str(fd), "--", *_rlimits(limits)]
         if self.as_root:
-            who = str(uid if uid is not None else self.uid())
+            who = str(uid if uid is not None else self.uid_base + 1)
             argv += [
                 "setpriv",
                 f"--reuid={who}",
@@ -531,7 +547,7 @@ def _collect(
 def kill(proc: subprocess.Popen[Any]) -> None:
     """End a sandboxed process now: its whole session (bwrap and everything inside)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, 9)
+        os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(Exception):
         proc.wait(timeout=5)
 
@@ -639,11 +655,6 @@ def _seccomp_fd() -> int:
     os.write(fd, program)
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
-
-
-def blocked_calls() -> Iterable[str]:
-    """The system calls the filter refuses (for docs and tests)."""
-    return (*_DENIED, "clone3", "clone with namespace flags", "ioctl TIOCSTI/TIOCLINUX")
 
 
 if __name__ == "__main__":  # `python -m matterhub.sandbox`: does a sandbox work here?

@@ -113,24 +113,18 @@ class Builder:
         shutil.rmtree(where, ignore_errors=True)
         files = where / "files"
         files.mkdir(parents=True)
-        # The sandbox's unprivileged uid reads these (bound read-only); the 0700 data folder
-        # above keeps everyone else out.
-        for folder in (where, files):
-            folder.chmod(0o755)
         prefix = job.storage_prefix + "files/"
         count = 0
         for key in self._blobs.list(prefix):
             target = files / key[len(prefix) :]
-            for parent in reversed(target.relative_to(files).parents[:-1]):
-                (files / parent).mkdir(mode=0o755, exist_ok=True)
-                (files / parent).chmod(0o755)
+            target.parent.mkdir(parents=True, exist_ok=True)
             with target.open("wb") as out:
                 for chunk in self._blobs.stream(key):
                     out.write(chunk)
-            target.chmod(0o644)
             count += 1
         (where / "document.json").write_text(json.dumps(job.document, indent=1))
-        (where / "document.json").chmod(0o644)
+        # The sandbox's unprivileged uid reads these, bound read-only.
+        self._sandbox.readable(where)
         log(f"unpacked {count} file(s)")
 
     def _check(

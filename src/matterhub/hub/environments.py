@@ -187,7 +187,7 @@ class EnvironmentBuilder:
         catalog, the secret or the server's environment variables; it runs as the install uid.
         """
         log("$ " + " ".join(cmd))
-        uid = self.sandbox.install_uid() if self.sandbox.as_root else None
+        uid = self.sandbox.install_uid()
         self.sandbox.give(where, uid)
         self._give_cache(uid)
         variables = {**_installer_variables(), **(env or {})}

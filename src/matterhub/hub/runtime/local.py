@@ -42,7 +42,7 @@ from matterhub.hub.runtime.base import (
     in_thread,
 )
 from matterhub.hub.runtime.lanes import Lane, lane_for
-from matterhub.sandbox import Sandbox, View
+from matterhub.sandbox import Sandbox, View, kill
 
 __all__ = ["LocalExecutor"]
 
@@ -66,7 +66,7 @@ class _Worker:
         # (the worker's own writable scratch is its private, size-limited /tmp).
         self.scratch = scratch
         (scratch / "inputs").mkdir(parents=True, exist_ok=True)
-        self.uid = sandbox.uid() if sandbox.as_root else None
+        self.uid = sandbox.uid()
         sandbox.give(scratch, self.uid)
         self.log_path = scratch.with_suffix(".log")
         self.killed_for: str | None = None
@@ -280,10 +280,7 @@ class _Worker:
 
     def kill(self) -> None:
         """End the process group now and remove the scratch folder."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            self.proc.wait(timeout=5)
+        kill(self.proc)
         for stream in (self.proc.stdin, self.proc.stdout):
             with contextlib.suppress(Exception):
                 if stream is not None:
