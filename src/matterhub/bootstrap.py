@@ -118,6 +118,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     catalog = open_catalog(settings.database_url, migrate=migrate)
     blobs = open_blobs(settings.storage_url, settings.storage_options)
     policy = Policy()
+    guard = outbound_guard(settings)  # the one outbound guard, shared by every caller below
     ttl = timedelta(days=settings.token_ttl_days) if settings.token_ttl_days else None
     accounts = AccountService(
         catalog, policy, default_token_ttl=ttl, curator_group=settings.curator_group
@@ -128,7 +129,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         catalog,
         blobs,
         policy,
-        load_pid_provider(settings.pid_provider, _pid_options(settings)),
+        load_pid_provider(settings.pid_provider, _pid_options(settings, guard)),
         base_url=settings.base_url,
         curator_group=settings.curator_group,
     )
@@ -158,7 +159,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
             allowed_roots=tuple(settings.connect_allowed_roots),
             allow_private_addresses=settings.connect_allow_private_urls,
             max_bytes=settings.connect_max_bytes,
-            guard=outbound_guard(settings),
+            guard=guard,
             options={
                 "zenodo_url": settings.connect_zenodo_url,
                 "figshare_url": settings.connect_figshare_url,
@@ -168,15 +169,15 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         ),
         base_url=settings.base_url,
         secret=secret,
-        dispatchers=load_dispatchers(outbound_guard(settings)),
+        dispatchers=load_dispatchers(guard),
         organizations=_organizations(settings),
-        notifiers=_notifiers(settings),
+        notifiers=_notifiers(settings, guard),
         jobs=jobs,
         extract=_extract(settings),
     )
     sandbox = open_sandbox(settings)
     servables = _servables(settings, catalog, blobs, policy, search, sandbox)
-    runs = _runs(settings, servables, sandbox)
+    runs = _runs(settings, servables, sandbox, guard)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -236,7 +237,9 @@ def open_sandbox(settings: Settings) -> Sandbox:
     )
 
 
-def _runs(settings: Settings, servables: ServableService, sandbox: Sandbox) -> RunService:
+def _runs(
+    settings: Settings, servables: ServableService, sandbox: Sandbox, guard: NetGuard
+) -> RunService:
     """The runtime of issue #8: the executor named by `executor`, the result cache, limits."""
     executor = open_executor(
         settings.executor,
@@ -250,7 +253,7 @@ def _runs(settings: Settings, servables: ServableService, sandbox: Sandbox) -> R
     files = InputFiles(
         settings.data_dir / "hub" / "inputs",
         max_bytes=settings.hub_max_input_bytes,
-        guard=outbound_guard(settings),
+        guard=guard,
     )
     return RunService(servables, executor, ResultCache(), limits=limits, files=files)
 
@@ -290,7 +293,7 @@ def _servables(
     )
 
 
-def _pid_options(settings: Settings) -> dict[str, object]:
+def _pid_options(settings: Settings, guard: NetGuard) -> dict[str, object]:
     """What PID providers may read; passed as plain values so providers never see Settings."""
     password = settings.datacite_password
     return {
@@ -302,7 +305,7 @@ def _pid_options(settings: Settings) -> dict[str, object]:
         "datacite_test_mode": settings.datacite_test_mode,
         # Its requests go through the one outbound guard too (the configured origin is trusted,
         # the connection still pinned to the address checked).
-        "transport": outbound_guard(settings).trusting(settings.datacite_url).transport(),
+        "transport": guard.trusting(settings.datacite_url).transport(),
     }
 
 
@@ -317,11 +320,9 @@ def outbound_guard(settings: Settings) -> NetGuard:
     )
 
 
-def _notifiers(settings: Settings) -> list[Notifier]:
+def _notifiers(settings: Settings, guard: NetGuard) -> list[Notifier]:
     """Who tells submitters about curation decisions and outcomes."""
-    out: list[Notifier] = [
-        WebhookNotifier(settings.connect_notify_url, guard=outbound_guard(settings))
-    ]
+    out: list[Notifier] = [WebhookNotifier(settings.connect_notify_url, guard=guard)]
     if settings.smtp_url:
         out.append(EmailNotifier(settings.smtp_url, settings.smtp_sender))
     return out
