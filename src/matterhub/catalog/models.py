@@ -25,6 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AccessRequest",
     "ApiToken",
     "Base",
     "Build",
@@ -289,6 +290,9 @@ class Servable(Base):
     visible_to: Mapped[list[str]] = mapped_column(default=list)
     runnable_by: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Revision 0007: the owner's replica bounds and autoscaling target, set while serving
+    # ({"min_replicas", "max_replicas", "target_queue", "target_latency_ms"}; empty = defaults).
+    scaling: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class ServableVersion(Base):
@@ -307,6 +311,31 @@ class ServableVersion(Base):
     environment_hash: Mapped[str | None] = mapped_column(String(128))
     storage_prefix: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Revision 0007: the identifier minted when the version went live (local PID or DOI).
+    pid: Mapped[str | None] = mapped_column(String(255), unique=True)
+    pid_state: Mapped[str | None] = mapped_column(String(16))
+
+
+class AccessRequest(Base):
+    """A user's request for the right to run a servable, and the owner's recorded decision."""
+
+    __tablename__ = "access_requests"
+    __table_args__ = (Index("ix_access_requests_servable_status", "servable_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    servable_id: Mapped[str] = mapped_column(
+        ForeignKey("servables.id", ondelete="CASCADE"), index=True
+    )
+    requester_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    message: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    granted_to: Mapped[str | None] = mapped_column(String(128))  # the principal given the right
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
 
 
 class Build(Base):
