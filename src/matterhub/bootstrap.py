@@ -30,6 +30,7 @@ from matterhub.hub import EnvironmentBuilder, PackageSources, ServableService
 from matterhub.hub.cache import ResultCache
 from matterhub.hub.inputs import InputFiles
 from matterhub.hub.runtime import RunLimits, RunService, open_executor
+from matterhub.hub.sources import SourceFetcher
 from matterhub.hub.tasks import TaskService
 from matterhub.jobs import JobQueue
 from matterhub.netguard import NetGuard
@@ -176,7 +177,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         extract=_extract(settings),
     )
     sandbox = open_sandbox(settings)
-    servables = _servables(settings, catalog, blobs, policy, search, sandbox)
+    servables = _servables(settings, catalog, blobs, policy, search, sandbox, guard)
     runs = _runs(settings, servables, sandbox, guard)
     return Services(
         settings=settings,
@@ -265,8 +266,9 @@ def _servables(
     policy: Policy,
     search: SearchService,
     sandbox: Sandbox,
+    guard: NetGuard,
 ) -> ServableService:
-    """The servable registry and its environment builder (issue #7)."""
+    """The servable registry, its environment builder (issue #7) and its source fetcher."""
     hub_dir = settings.data_dir / "hub"
     envs = EnvironmentBuilder(
         envs_dir=hub_dir / "envs",
@@ -290,7 +292,25 @@ def _servables(
         hub_dir=hub_dir,
         max_bundle_bytes=settings.hub_max_bundle_bytes,
         example_timeout_s=settings.hub_example_timeout_s,
+        sources=_sources(settings, guard),
     )
+
+
+def _sources(settings: Settings, guard: NetGuard) -> SourceFetcher:
+    """Servable files from git or URLs: Connect's collectors, the same guard and allow-lists."""
+    context = CollectorContext(
+        allowed_roots=tuple(settings.connect_allowed_roots),
+        allow_private_addresses=settings.connect_allow_private_urls,
+        max_bytes=settings.hub_max_bundle_bytes,
+        timeout_s=settings.hub_source_timeout_s,
+        guard=guard,
+        options={
+            "zenodo_url": settings.connect_zenodo_url,
+            "figshare_url": settings.connect_figshare_url,
+            "fsspec_options": settings.connect_fsspec_options,
+        },
+    )
+    return SourceFetcher(load_collectors(), context, max_files=settings.hub_source_max_files)
 
 
 def _pid_options(settings: Settings, guard: NetGuard) -> dict[str, object]:

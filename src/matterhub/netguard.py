@@ -65,6 +65,8 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _BARE_PROTOCOL = re.compile(r"^([A-Za-z][A-Za-z0-9+._-]*)$")  # `simplecache::…` names no path
 _SCP_LIKE = re.compile(r"^(?:([A-Za-z0-9._-]+)@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(?!//)(.+)$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$|^[0-9A-Fa-f:.]+$")
+# Branch and tag names git accepts, less anything an option or a revision expression could hide.
+_GIT_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/+-]{1,200}(?<![./])$")
 _SSH_USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
 
 
@@ -297,8 +299,12 @@ class NetGuard:
 
     # git ---------------------------------------------------------------------------------------
 
-    def git_clone(self, url: str, dest: Path, *, timeout_s: float, depth: int = 1) -> None:
+    def git_clone(
+        self, url: str, dest: Path, *, timeout_s: float, depth: int = 1, branch: str | None = None
+    ) -> None:
         """Clone `url` into `dest` with git restricted to the checked address and protocol.
+
+        `branch` checks out that branch or tag (`git clone --branch`); depth 0 clones everything.
 
         git's own allow-list (`GIT_ALLOW_PROTOCOL`, `protocol.<name>.allow`) admits only the one
         protocol in use; no remote helpers (`ext::`), no redirects, no user or system git config,
@@ -339,6 +345,10 @@ class NetGuard:
             **env_extra,
         }
         shallow = ["--depth", str(depth)] if depth and protocol != "file" else []
+        if branch is not None:
+            if not _GIT_REF.fullmatch(branch):
+                raise OutboundRefused(f"{branch!r} is not a git branch or tag name")
+            shallow += ["--branch", branch]
         subprocess.run(
             ["git", *options, "clone", *shallow, "--no-recurse-submodules", "--quiet", "--",
              target, str(dest)],

@@ -244,6 +244,19 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest servable bundle (document + files, unpacked) accepted; more gets 413.",
     )
+    hub_source_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Longest wait for one network read when fetching a servable's files from a source "
+            "(URL download); a git clone of a source may take five times this, in seconds."
+        ),
+    )
+    hub_source_max_files: int = Field(
+        default=10_000,
+        gt=0,
+        description="Most files a servable fetched from a git repository or URL may have.",
+    )
     hub_installer: Literal["auto", "uv", "pip"] = Field(
         default="auto",
         description="What builds servable environments: `uv` if installed (auto), or venv + pip.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -69,9 +70,16 @@ def start_hub(settings: Settings) -> Iterator[Hub]:
     def make(token: str | None) -> Client:
         return Client(BASE, token, transport=transport, backoff=0, retries=0)
 
-    yield Hub(services, app, tokens, make)
-    transport.shutdown()
-    services.close()
+    try:
+        yield Hub(services, app, tokens, make)
+    finally:
+        transport.shutdown()
+        services.close()
+
+
+# `with running_hub(settings) as hub:` shuts the hub down even when the body fails (a `for` over
+# `start_hub` leaves its threads running until exit, and the test run never ends).
+running_hub = contextlib.contextmanager(start_hub)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from matterhub.client.describe import describe_function
 from matterhub.client.errors import APIError
 from matterhub.client.runs import RemoteServableError
 from matterhub.hub.pipelines import apply_mapping, parse_mapping
-from tests.hub.conftest import Hub, hub_settings, import_function, start_hub, write_module
+from tests.hub.conftest import Hub, hub_settings, import_function, running_hub, write_module
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -70,7 +70,7 @@ def publish_pipeline(hub: Hub, name: str, steps: list[dict[str, Any]], **servabl
 def pipe_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """`alice/featurize`, `alice/scale`, `alice/shout`, `alice/locked` (lab only), `alice/gap`."""
     root = tmp_path_factory.mktemp("pipehub")
-    for hub in start_hub(hub_settings(root / "hub")):
+    with running_hub(hub_settings(root / "hub")) as hub:
         publish_function(hub, root / "src", "featurize", [1.0, 2.0], None)
         publish_function(hub, root / "src", "scale", 1.5, 3.0)
         publish_function(hub, root / "src", "shout", "a", "A")

@@ -13,7 +13,7 @@ import pytest
 
 from matterhub.client.describe import describe_function
 from matterhub.core.identity import SYSTEM_IDENTITY
-from tests.hub.conftest import Hub, hub_settings, import_function, start_hub, write_module
+from tests.hub.conftest import Hub, hub_settings, import_function, running_hub, write_module
 from tests.hub.test_run_api import post
 
 pytestmark = pytest.mark.timeout(600)
@@ -29,7 +29,7 @@ def shift(x: int) -> int:
 def cache_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """A hub whose run service keeps resolved targets for an hour and identities for a minute."""
     root = tmp_path_factory.mktemp("cachehub")
-    for hub in start_hub(hub_settings(root / "hub")):
+    with running_hub(hub_settings(root / "hub")) as hub:
         hub.services.runs.resolve_ttl_s = 3600.0
         hub.services.accounts._identity_ttl_s = 60.0
         yield hub

@@ -126,22 +126,63 @@ def _zip_folder(folder: Path) -> bytes:
 
 @servable_app.command("publish")
 def publish(
-    bundle: Annotated[Path, typer.Argument(help="A bundle folder (with dlhub.json) or a zip.")],
+    bundle: Annotated[
+        str,
+        typer.Argument(
+            help=(
+                "A bundle folder (with dlhub.json) or a zip; or a source the hub fetches: "
+                "git+https://host/owner/repo@ref, git+ssh://…, git+file://…, https://…, "
+                "zenodo:<id>, figshare:<id>."
+            )
+        ),
+    ],
+    document: Annotated[
+        Path | None,
+        typer.Option(help="Source only: the document (default: dlhub.json at the source root)."),
+    ] = None,
+    path: Annotated[
+        list[str] | None,
+        typer.Option("--path", help="Source only: a file or folder to take (repeatable)."),
+    ] = None,
+    ref: Annotated[
+        str | None, typer.Option(help="Source only: git branch, tag or commit (or url@ref).")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the build and print its log.")] = True,
     profile: ProfileOpt = None,
 ) -> None:
-    """Upload a bundle; a new version when the name is yours already."""
-    data = _zip_folder(bundle) if bundle.is_dir() else bundle.read_bytes()
+    """Upload a bundle, or publish from a git repository or URL; a new version when the name
+    is yours already (the same commit and document again: the version made before)."""
+    from matterhub.cli import servable_sources
+
     try:
         client = _client(profile)
-        build: dict[str, Any] = client._json(
-            "POST", "/api/servables", files={"bundle": ("bundle.zip", data, "application/zip")}
-        )
-        out.print(f"build {build['id']} of {build['servable']} version {build['version']} queued")
+        if servable_sources.is_source(bundle):
+            body = servable_sources.source_body(
+                bundle, document=document, paths=path or [], ref=ref
+            )
+            build, new = servable_sources.publish(client, body)
+        else:
+            new = True
+            local = Path(bundle)
+            if document is not None or path or ref:
+                raise ValueError("--document, --path and --ref go with a git or URL source")
+            if not local.exists():
+                raise ValueError(
+                    f"{bundle} is neither a bundle folder or zip nor a source URL "
+                    "(git+https://…, https://…, zenodo:…)"
+                )
+            data = _zip_folder(local) if local.is_dir() else local.read_bytes()
+            build = client._json(
+                "POST", "/api/servables", files={"bundle": ("bundle.zip", data, "application/zip")}
+            )
+        if new:
+            out.print(f"build {build['id']} of {build['servable']} {build['version']} queued")
+        else:
+            out.print(f"{build['servable']} {build['version']} was published from this before")
         if wait:
             build = client.wait_for_build(build["servable"], build["id"])
             out.print(build["log"], highlight=False, markup=False)
-    except (ClientError, ValueError) as exc:
+    except (ClientError, ValueError, OSError) as exc:
         raise _fail(exc) from None
     if build["status"] == "failed":
         err.print(f"[red]build failed at {build['step']}[/red]")

@@ -35,11 +35,18 @@ class ServableMethods(HTTPCore):
     ) -> dict[str, Any]:
         """Upload a described servable; returns its build (`id`, `status`, `step`, `log`).
 
-        With `wait=True`, polls until the build has finished and returns the final build.
+        A description with a source (`set_source`, `describe_*(source=…)`) sends no files: the
+        hub fetches them and records the commit and checksums; publishing the same document
+        from the same commit again returns the first build. With `wait=True`, polls until the
+        build has finished and returns the final build.
         """
         description.validate()
-        files = {"bundle": ("bundle.zip", description.bundle(), "application/zip")}
-        build: dict[str, Any] = self._json("POST", "/api/servables", files=files)
+        build: dict[str, Any]
+        if description.source is not None:
+            build = self._json("POST", "/api/servables", json=description.publish_body())
+        else:
+            files = {"bundle": ("bundle.zip", description.bundle(), "application/zip")}
+            build = self._json("POST", "/api/servables", files=files)
         if wait:
             build = self.wait_for_build(build["servable"], build["id"], timeout=timeout)
         return build
@@ -52,6 +59,25 @@ class ServableMethods(HTTPCore):
         parts += [("files", (path, data)) for path, data in sorted(files.items())]
         result: dict[str, Any] = self._json("POST", "/api/servables", files=parts)
         return result
+
+    def publish_source(
+        self,
+        source: str | dict[str, Any],
+        document: dict[str, Any] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float = 1800.0,
+    ) -> dict[str, Any]:
+        """Publish a servable whose files (and, without `document`, whose root `dlhub.json`)
+        the hub fetches from `source` (a URL, git URLs optionally `…@<ref>`, or
+        `{"url", "ref", "paths"}`); returns its build."""
+        body: dict[str, Any] = {"source": source}
+        if document is not None:
+            body["document"] = document
+        build: dict[str, Any] = self._json("POST", "/api/servables", json=body)
+        if wait:
+            build = self.wait_for_build(build["servable"], build["id"], timeout=timeout)
+        return build
 
     def get_build(self, name: str, build_id: str) -> dict[str, Any]:
         """One build of `owner/name`: status, step, log and artefacts."""

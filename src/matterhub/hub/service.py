@@ -42,6 +42,7 @@ from matterhub.core.servables import (
     ServablePublic,
     ServableVersionPublic,
     check_document,
+    document_files,
     is_pipeline,
     parse_servable_ref,
     requirements,
@@ -51,6 +52,7 @@ from matterhub.hub.builds import ARTEFACTS, Builder, BuildInput
 from matterhub.hub.bundle import StagedBundle
 from matterhub.hub.discovery import SearchQuery, entry, search_request
 from matterhub.hub.environments import SHIM_NAME, BuildStepFailed, EnvironmentBuilder
+from matterhub.hub.sources import SourceFetcher, SourceSpec, fingerprint
 from matterhub.search.service import SearchService
 
 __all__ = ["RuntimeSpec", "ServableService"]
@@ -89,6 +91,7 @@ class ServableService:
         hub_dir: Path,
         max_bundle_bytes: int,
         example_timeout_s: float = 300.0,
+        sources: SourceFetcher | None = None,
     ) -> None:
         self._catalog = catalog
         self._blobs = blobs
@@ -97,6 +100,7 @@ class ServableService:
         self.envs = envs
         self.hub_dir = hub_dir
         self.max_bundle_bytes = max_bundle_bytes
+        self.sources = sources
         self.builder = Builder(
             blobs, envs, hub_dir=hub_dir, example_timeout_s=example_timeout_s, sandbox=envs.sandbox
         )
@@ -134,8 +138,13 @@ class ServableService:
 
     # publish ---------------------------------------------------------------------------------
 
-    def publish(self, identity: Identity, bundle: StagedBundle) -> BuildPublic:
+    def publish(
+        self, identity: Identity, bundle: StagedBundle, *, source: dict[str, Any] | None = None
+    ) -> BuildPublic:
         """Register a new version from a staged bundle and queue its build.
+
+        `dlhub.source` (provenance) is the hub's record of what it fetched (`publish_source`);
+        one sent in an uploaded document is not kept.
 
         Raises:
             Unauthenticated: anonymous callers cannot publish.
@@ -147,6 +156,11 @@ class ServableService:
         document = bundle.document
         if document is None:
             raise InvalidInput("the bundle has no document", field="document")
+        if isinstance(document.get("dlhub"), dict):
+            document = json.loads(json.dumps(document))
+            document["dlhub"].pop("source", None)
+            if source is not None:
+                document["dlhub"]["source"] = source
         check_document(document, bundle_files=bundle.files)
         requirements(document)
         name = document["dlhub"]["name"]
@@ -190,6 +204,82 @@ class ServableService:
             raise
         self._queue.put(public.id)
         return public
+
+    def publish_source(
+        self,
+        identity: Identity,
+        document: dict[str, Any] | None,
+        source: Any,
+    ) -> tuple[BuildPublic, bool]:
+        """Fetch a servable's files from a git repository or URLs and publish them (blocking:
+        call it off the event loop); (the build, whether a new version was made).
+
+        The document comes from the request or, when it has none, from a root `dlhub.json` /
+        `document.json` of the source. Publishing the same document from the same source and
+        commit again answers the version made the first time (unless its build failed).
+
+        Raises:
+            Unauthenticated / InvalidInput / Conflict: as `publish`; source errors name `source`.
+            PayloadTooLarge: the source is over the bundle limit or the file-count limit.
+        """
+        if identity.user_id is None:
+            raise Unauthenticated("publishing a servable needs a token")
+        if self.sources is None:
+            raise InvalidInput("this hub does not fetch servable sources", field="source")
+        spec = SourceSpec.parse(source)
+        with self.new_bundle() as bundle:
+            if document is not None:
+                if not isinstance(document, dict):
+                    raise InvalidInput("the document is a JSON object", field="document")
+                bundle.document = document
+            provenance = self.sources.fetch(spec, bundle)
+            document = bundle.document
+            if document is None:
+                raise InvalidInput(
+                    f"no document given, and {spec.label} has no dlhub.json or document.json "
+                    "at its root",
+                    field="document",
+                )
+            for key, path in document_files(document):
+                if path not in bundle.files:
+                    raise InvalidInput(
+                        f"file {path!r} is named at {key} but {spec.label} has no such file"
+                        + (" among the paths asked for" if spec.paths else ""),
+                        field=key,
+                    )
+            provenance["fingerprint"] = fingerprint(document, provenance)
+            existing = self._same_source(identity, document, provenance["fingerprint"])
+            if existing is not None:
+                return existing, False
+            return self.publish(identity, bundle, source=provenance), True
+
+    def _same_source(
+        self, identity: Identity, document: dict[str, Any], digest: str
+    ) -> BuildPublic | None:
+        """The build of a version this caller made from the same source, document and commit."""
+        name = (document.get("dlhub") or {}).get("name")
+        if not isinstance(name, str):
+            return None
+        with self._catalog.transaction() as session:
+            servable = session.scalar(
+                select(Servable).where(Servable.name == name, Servable.owner_id == identity.user_id)
+            )
+            if servable is None:
+                return None
+            owner = session.get(User, servable.owner_id)
+            assert owner is not None
+            for version in self._versions(session, servable):
+                recorded = (version.document.get("dlhub") or {}).get("source") or {}
+                if version.state == "failed" or recorded.get("fingerprint") != digest:
+                    continue
+                build = session.scalar(
+                    select(Build)
+                    .where(Build.servable_version_id == version.id)
+                    .order_by(Build.started_at.desc())
+                )
+                if build is not None:
+                    return self._build_public(build, owner.username, name, version.version)
+        return None
 
     def _claim(
         self, session: Session, owner: User, name: str, document: dict[str, Any]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from matterhub.client.describe import describe_function
-from tests.hub.conftest import Hub, hub_settings, import_function, start_hub, write_module
+from tests.hub.conftest import Hub, hub_settings, import_function, running_hub, write_module
 
 # One function whose behaviour its input picks, so one cheap build covers every fault.
 ACTS_SOURCE = '''
@@ -92,7 +92,7 @@ def run_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     settings = hub_settings(
         root / "hub", hub_run_timeout_s=3.0, hub_worker_memory_mb=512, hub_results_ttl_s=3600
     )
-    for hub in start_hub(settings):
+    with running_hub(settings) as hub:
         publish_acts(hub, root / "src", memoize=False)
         publish_acts(hub, root / "src", "memo")
         publish_noop(hub, root / "src")

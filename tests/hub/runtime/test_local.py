@@ -121,12 +121,12 @@ def test_memoized_results_never_touch_a_worker(run_hub: Hub) -> None:
 
 
 def test_replicas_idle_eviction_and_the_worker_limit(tmp_path_factory: pytest.TempPathFactory):
-    from tests.hub.conftest import hub_settings, start_hub
+    from tests.hub.conftest import hub_settings, running_hub
     from tests.hub.runtime.conftest import publish_acts, publish_noop
 
     root = tmp_path_factory.mktemp("pool")
     settings = hub_settings(root / "hub", hub_max_workers=1, hub_worker_idle_s=1.0)
-    for hub in start_hub(settings):
+    with running_hub(settings) as hub:
         publish_acts(hub, root / "src", replicas=2, memoize=False)
         publish_noop(hub, root / "src")
         executor = hub.services.runs.executor

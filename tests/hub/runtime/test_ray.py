@@ -8,7 +8,7 @@ import pytest
 
 from matterhub.core.identity import SYSTEM_IDENTITY
 from matterhub.hub.runtime import RunRequest
-from tests.hub.conftest import Hub, hub_settings, start_hub
+from tests.hub.conftest import Hub, hub_settings, running_hub
 from tests.hub.runtime.conftest import publish_acts, publish_noop
 
 pytest.importorskip("ray")
@@ -20,7 +20,7 @@ def ray_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """A hub whose executor is a Ray started for the test (`ray:local`)."""
     root = tmp_path_factory.mktemp("rayhub")
     settings = hub_settings(root / "hub", executor="ray:local", hub_run_timeout_s=3.0)
-    for hub in start_hub(settings):
+    with running_hub(settings) as hub:
         publish_acts(hub, root / "src", memoize=False, replicas=2)
         publish_noop(hub, root / "src")
         yield hub

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from matterhub.api.deps import CurrentIdentity, ServicesDep
 from matterhub.api.errors import ERROR_RESPONSES
+from matterhub.api.routes.servable_sources import SOURCE_BODY, is_json, publish_from_source
 from matterhub.core.errors import InvalidInput
 from matterhub.core.identity import Identity
 from matterhub.core.servables import BuildPublic, ServablePublic, ServableVersionPublic
@@ -53,6 +54,8 @@ def _stage(
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=BuildPublic,
+    responses={200: {"model": BuildPublic, "description": "Published before from this source."}},
     summary="Publish a servable (a new version when the name is yours already)",
     openapi_extra={
         "requestBody": {
@@ -74,15 +77,20 @@ def _stage(
                             },
                         },
                     }
-                }
+                },
+                "application/json": SOURCE_BODY,
             }
         }
     },
 )
 async def publish(
     request: Request, identity: CurrentIdentity, services: ServicesDep
-) -> BuildPublic:
-    """Upload a bundle (document + files, or a zip); answers 202 with the queued build."""
+) -> BuildPublic | JSONResponse:
+    """Upload a bundle (document + files, or a zip), or name a `source` the hub fetches the
+    files from (JSON); answers 202 with the queued build (200 when the same source, commit and
+    document were published before: that version's build)."""
+    if is_json(request):
+        return await publish_from_source(request, identity, services.servables)
     form = await request.form(max_files=10_000)
     try:
         parts = list(form.multi_items())

@@ -56,6 +56,8 @@ class ServableDescription:
             },
         }
         self.files: dict[str, Path] = {}
+        # Where the hub fetches the files from instead (`set_source`); None: they are uploaded.
+        self.source: dict[str, Any] | None = None
 
     # datacite --------------------------------------------------------------------------------
 
@@ -157,6 +159,38 @@ class ServableDescription:
             files[key] = rel
         return self
 
+    def set_source(
+        self, url: str, *, ref: str | None = None, paths: list[str] | None = None
+    ) -> ServableDescription:
+        """Let the hub fetch the files from where they live instead of uploading them.
+
+        `url` is a git repository (`git+https://…`, `git+ssh://…`, `https://github.com/o/r`,
+        optionally `…@<branch|tag|commit>`) or a URL (`https://…` file or archive, an fsspec
+        URL the hub allows, `zenodo:<id>`, `figshare:<id>`); `paths` are the files or folders
+        to take (default: all). Files the document names are paths in the source. The hub
+        records the commit and each file's checksum as `dlhub.source`.
+        """
+        if not url or not isinstance(url, str):
+            raise ValueError("give the source's URL")
+        source: dict[str, Any] = {"url": url}
+        if ref:
+            source["ref"] = ref
+        if paths:
+            source["paths"] = [str(p) for p in paths]
+        self.source = source
+        return self
+
+    def add_source_file(self, path: str, *, key: str = "other") -> ServableDescription:
+        """Name a file of the source (see `set_source`) in the document, without a local copy."""
+        files = self.document["dlhub"]["files"]
+        if key == "other":
+            files.setdefault("other", [])
+            if path not in files["other"]:
+                files["other"].append(path)
+        else:
+            files[key] = path
+        return self
+
     # servable --------------------------------------------------------------------------------
 
     @property
@@ -200,13 +234,22 @@ class ServableDescription:
 
     # output ----------------------------------------------------------------------------------
 
+    def publish_body(self) -> dict[str, Any]:
+        """The JSON body of `POST /api/servables` for a description with a source."""
+        if self.source is None:
+            raise ValueError("this description has no source; upload its bundle")
+        return {"document": self.to_dict(), "source": dict(self.source)}
+
     def to_dict(self) -> dict[str, Any]:
         """A copy of the document."""
         return copy.deepcopy(self.document)
 
     def validate(self) -> ServableDescription:
-        """Check the document as the hub will (raises `InvalidInput` naming the path)."""
-        check_document(self.document, bundle_files=self.files)
+        """Check the document as the hub will (raises `InvalidInput` naming the path).
+
+        With a source, the files are the hub's to find in it, so only the document is checked.
+        """
+        check_document(self.document, bundle_files=None if self.source else self.files)
         return self
 
     def validate_input(self, value: Any) -> list[str]:
@@ -215,6 +258,8 @@ class ServableDescription:
 
     def bundle(self) -> bytes:
         """The bundle as one zip (`dlhub.json` + files), as `POST /api/servables` accepts."""
+        if self.source is not None:
+            raise ValueError("this servable's files come from a source: publish it, no bundle")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("dlhub.json", json.dumps(self.document))

@@ -80,13 +80,18 @@ def describe_function(
     autobatch: bool = False,
     detect: bool = True,
     extra_files: Sequence[str | Path] = (),
+    source: str | None = None,
+    paths: Sequence[str] | None = None,
 ) -> ServableDescription:
     """Describe a function defined in a module file: the file ships, hints become types.
 
     One parameter gives its own type; several give a tuple and `unpack` (the run splats them).
     A parameter without a hint raises TypeError (as DLHub). `detect` pins the installed versions
-    of the third-party modules the file imports.
+    of the third-party modules the file imports. With `source` (a git repository or URL, see
+    `ServableDescription.set_source`) the hub fetches the files from there instead: the module
+    is `<module>.py` at the source's root (or among `paths`), and `extra_files` are paths in it.
     """
+    where = source
     source = inspect.getsourcefile(function)
     if source is None:
         raise TypeError(f"{function!r} has no source file to ship; define it in a module")
@@ -127,15 +132,21 @@ def describe_function(
     description = ServableDescription(
         name or function.__name__, _SHIM, model_type="python function", method_details=details
     )
-    description.add_file(source, f"{module}.py")
-    for extra in extra_files:
-        description.add_file(extra)
+    if where is not None:
+        description.add_source_file(f"{module}.py")
+        for extra in extra_files:
+            description.add_source_file(str(extra))
+        description.set_source(where, paths=list(paths) if paths else None)
+    else:
+        description.add_file(source, f"{module}.py")
+        for extra in extra_files:
+            description.add_file(extra)
     description.set_inputs(spec).set_outputs(output)
     description.set_parameters({k: v for k, v in defaults.items() if _jsonable(v)})
     if function.__doc__:
         description.set_abstract(inspect.cleandoc(function.__doc__))
     if detect:
-        local = {Path(p).stem for p in description.files}
+        local = {Path(p).stem for p in description.files} | {module}
         description.add_requirements(
             detect_requirements(imported_modules(Path(source)), local=local)
         )
@@ -155,8 +166,14 @@ def describe_files(
     output_type: dict[str, Any],
     unpack: bool = False,
     detect: bool = True,
+    source: str | None = None,
+    paths: Sequence[str] | None = None,
 ) -> ServableDescription:
-    """The generic form: files plus an entry point `module:function` among them."""
+    """The generic form: files plus an entry point `module:function` among them.
+
+    With `source` (see `ServableDescription.set_source`) `files` are paths in the source, which
+    the hub fetches; nothing is read here, so give the requirements with `add_requirement`.
+    """
     module, sep, function = entry_point.partition(":")
     if not sep or not module or not function:
         raise ValueError(f"entry_point {entry_point!r} must look like 'module:function'")
@@ -164,12 +181,19 @@ def describe_files(
     description = ServableDescription(
         name, _SHIM, model_type="python function", method_details=details
     )
-    for path in files:
-        description.add_file(path)
-    if f"{module}.py" not in description.files:
+    if source is not None:
+        for path in files:
+            description.add_source_file(str(path))
+        description.set_source(source, paths=list(paths) if paths else None)
+        named = set(description.document["dlhub"]["files"].get("other", []))
+    else:
+        for path in files:
+            description.add_file(path)
+        named = set(description.files)
+    if f"{module}.py" not in named:
         raise ValueError(f"the entry point's module {module}.py is not among the files")
     description.set_inputs(input_type).set_outputs(output_type)
-    if detect:
+    if detect and source is None:
         imported: set[str] = set()
         for rel, local in description.files.items():
             if rel.endswith(".py"):

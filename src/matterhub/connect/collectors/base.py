@@ -17,6 +17,7 @@ from matterhub.netguard import NetGuard
 __all__ = [
     "Collector",
     "CollectorContext",
+    "OverBudget",
     "load_collectors",
     "over_budget",
     "safe_unpack",
@@ -59,9 +60,13 @@ class CollectorContext:
         return self.guard
 
 
+class OverBudget(InvalidInput):
+    """Data past the byte budget (callers with their own limit, such as the hub, tell it apart)."""
+
+
 def over_budget(source: str, context: CollectorContext) -> InvalidInput:
     """The refusal for data past the submission's byte budget, naming the limit."""
-    return InvalidInput(
+    return OverBudget(
         f"{source}: the submission's data is larger than its limit of {context.budget_bytes} "
         "bytes (setting MATTERHUB_CONNECT_MAX_BYTES), counting every source and upload",
         field="data_sources",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from matterhub.connect.collectors.http import download
 from matterhub.core.errors import InvalidInput, StorageError
 from matterhub.netguard import NetGuard, OutboundRefused, UnresolvableHost
 
-__all__ = ["FigshareCollector", "GitCollector", "ZenodoCollector"]
+__all__ = ["FigshareCollector", "GitCollector", "ZenodoCollector", "split_ref", "tree_files"]
 
 _ZENODO = re.compile(
     r"^(?:zenodo:|https?://(?:www\.)?zenodo\.org/(?:records?|record)/|10\.5281/zenodo\.|"
@@ -119,40 +120,121 @@ class FigshareCollector(Collector):
 
 
 class GitCollector(Collector):
-    """`git+https://…` (or any URL ending in `.git`): a shallow clone, without `.git` itself."""
+    """`git+https://…` (or any URL ending in `.git`), optionally `…@<branch|tag|commit>`: a
+    clone of that ref, without `.git` itself."""
 
     name = "git"
 
     def accepts(self, source: str) -> bool:
-        return source.startswith("git+") or source.rstrip("/").endswith(".git")
+        return source.startswith("git+") or split_ref(source)[0].rstrip("/").endswith(".git")
 
     def collect(self, source: str, dest: Path, context: CollectorContext) -> int:
-        url = source.removeprefix("git+")
+        url, ref = split_ref(source.removeprefix("git+"))
         with tempfile.TemporaryDirectory() as scratch:
             clone = Path(scratch) / "repo"
-            try:
-                context.net.git_clone(url, clone, timeout_s=context.timeout_s * 5)
-            except OutboundRefused as exc:
-                raise InvalidInput(exc.detail, field="data_sources") from None
-            except UnresolvableHost as exc:
-                raise StorageError(f"cannot clone {url}: {exc}") from exc
-            except subprocess.CalledProcessError as exc:
-                raise InvalidInput(
-                    f"cannot clone {url}: {_git_reason(exc.stderr)}", field="data_sources"
-                ) from None
-            except (subprocess.TimeoutExpired, FileNotFoundError) as exc:
-                raise StorageError(f"cannot clone {url}: {exc}") from exc
-            shutil.rmtree(clone / ".git", ignore_errors=True)
+            self.clone(url, ref, clone, context)
             total = 0
-            for item in sorted(clone.rglob("*")):
-                if item.is_file() and not item.is_symlink():
-                    total += item.stat().st_size
-                    if total > context.max_bytes:
-                        raise over_budget(source, context)
-                    target = stage_path(dest, item.relative_to(clone).as_posix())
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(item, target)
+            for item in tree_files(clone):
+                total += item.stat().st_size
+                if total > context.max_bytes:
+                    raise over_budget(source, context)
+                target = stage_path(dest, item.relative_to(clone).as_posix())
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(item, target)
             return total
+
+    def clone(
+        self,
+        url: str,
+        ref: str | None,
+        clone: Path,
+        context: CollectorContext,
+        *,
+        field: str = "data_sources",
+    ) -> str:
+        """Clone `url` at `ref` (default branch when None) into `clone`; the commit checked out.
+
+        A branch or tag is fetched shallow; a (short or full) commit id needs the history, so
+        that clone is full. Everything is bounded by the context's time limit.
+
+        Raises:
+            InvalidInput: refused by the guard, no such repository or ref (naming `field`).
+            StorageError: the host cannot be reached or git timed out.
+        """
+        timeout = context.timeout_s * 5
+        commitish = ref is not None and bool(_COMMIT.fullmatch(ref))
+        try:
+            if commitish:
+                context.net.git_clone(url, clone, timeout_s=timeout, depth=0)
+            else:
+                context.net.git_clone(url, clone, timeout_s=timeout, branch=ref)
+        except OutboundRefused as exc:
+            raise InvalidInput(exc.detail, field=field) from None
+        except UnresolvableHost as exc:
+            raise StorageError(f"cannot clone {url}: {exc}", field=field) from exc
+        except subprocess.CalledProcessError as exc:
+            reason = _git_reason(exc.stderr)
+            if ref is not None and "not found in upstream" in reason:
+                reason = f"the repository has no branch or tag {ref!r}"
+            raise InvalidInput(f"cannot clone {url}: {reason}", field=field) from None
+        except (subprocess.TimeoutExpired, FileNotFoundError) as exc:
+            raise StorageError(f"cannot clone {url}: {exc}", field=field) from exc
+        if commitish:
+            assert ref is not None
+            for candidate in (f"{ref}^{{commit}}", f"refs/remotes/origin/{ref}^{{commit}}",
+                              f"refs/tags/{ref}^{{commit}}"):  # fmt: skip
+                found = _local_git(clone, "rev-parse", "--verify", "--quiet", candidate)
+                if found:
+                    _local_git(clone, "checkout", "--quiet", "--detach", found, check=True)
+                    break
+            else:
+                raise InvalidInput(
+                    f"{url} has no branch, tag or commit {ref!r}", field=field
+                ) from None
+        return _local_git(clone, "rev-parse", "HEAD", check=True)
+
+
+# A commit id (7 to 40 hex digits); anything else is a branch or tag name.
+_COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
+
+
+def split_ref(url: str) -> tuple[str, str | None]:
+    """`url@ref` → (url, ref); an `@` before the repository's path (`git@host:…`) is no ref."""
+    head, sep, ref = url.rpartition("@")
+    if not sep or "/" in ref or ":" in ref or not ref or "/" not in head.split("://", 1)[-1]:
+        return url, None
+    return head, ref
+
+
+def tree_files(clone: Path) -> list[Path]:
+    """The regular files of a checkout, `.git` and links left out, in a stable order."""
+    return [
+        item
+        for item in sorted(clone.rglob("*"))
+        if item.is_file()
+        and not item.is_symlink()
+        and item.relative_to(clone).parts[0] != ".git"
+    ]
+
+
+def _local_git(clone: Path, *args: str, check: bool = False) -> str:
+    """A git command on the local clone only: no network, no user or system config."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin:/usr/local/bin"),
+        "HOME": str(clone.parent),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ALLOW_PROTOCOL": "",
+    }
+    done = subprocess.run(
+        ["git", "-c", "protocol.allow=never", "-c", "core.symlinks=false", "-C", str(clone),
+         *args],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    if check and done.returncode != 0:
+        raise StorageError(f"git {args[0]} failed: {_git_reason(done.stderr)}")
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def _git_reason(stderr: str) -> str:
