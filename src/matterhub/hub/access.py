@@ -88,7 +88,7 @@ def run_refused(identity: Identity, ref: str) -> str:
     """The 403 detail for someone who sees `ref` but may not run it: how to ask for access."""
     how = (
         f'POST /api/servables/{ref}/access-requests {{"message": ...}}, '
-        f"`matterhub servable request-access {ref} -m ...`, or the servable's page"
+        f"`matterhub servable access request {ref} --message ...`, or the servable's page"
     )
     if identity.user_id is None:
         return f"you may not run this servable; sign in and request access from its owner ({how})"
@@ -528,7 +528,7 @@ class AccessRequests:
             submitter=to.username,
             email=to.email,
             reason=reason,
-            status_url=f"{self._base_url}/servables/{public.servable}#access",
+            status_url=f"{self._base_url}/me/access-requests",
             summary=summary,
         )
 
