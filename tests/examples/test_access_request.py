@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_access_cli import serve
 from tests.hub.conftest import hub_settings
+from tests.hub.served import serve
 
 pytestmark = pytest.mark.timeout(600)
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "access_request.py"

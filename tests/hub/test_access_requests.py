@@ -84,7 +84,7 @@ def test_request_grant_run_keep_and_revoke(mailhub: Hub, tmp_path: Path, smtp: F
     mail = _mail(smtp, "alice@example.org", "access.requested")
     assert "carol asks for the right to run alice/restricted" in mail.get_payload()
     assert "for my thesis on alloys" in mail.get_payload()
-    assert f"http://hub.test/servables/{ref}" in mail.get_payload()
+    assert "http://hub.test/me/access-requests" in mail.get_payload()
 
     duplicate = _error(lambda: carol.request_access(ref, "again"))
     assert (duplicate.status, duplicate.field) == (409, "servable")
