@@ -42,12 +42,13 @@ def access_block(
             pending = services.access.list_requests(identity, ref, status="pending", limit=500)
             out["pending"] = len(pending)
             return out
-        # For anybody but the owner the listing holds only the caller's own requests.
-        mine = services.access.list_requests(identity, ref, limit=1)
+        # The caller's own requests (an administrator's listing holds everybody's).
+        listed = services.access.list_requests(identity, ref, limit=50)
     except MatterHubError:
         return out
-    out["mine"] = mine[0] if mine else None
-    out["form"] = not can_run and (not mine or mine[0].status != "pending")
+    latest = next((r for r in listed if r.requester == identity.username), None)
+    out["mine"] = latest
+    out["form"] = not can_run and (latest is None or latest.status != "pending")
     return out
 
 
