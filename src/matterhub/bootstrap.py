@@ -27,6 +27,7 @@ from matterhub.core.errors import InvalidInput
 from matterhub.core.organizations import Organization
 from matterhub.core.policy import Policy
 from matterhub.hub import EnvironmentBuilder, PackageSources, ServableService
+from matterhub.hub.access import AccessRequests
 from matterhub.hub.cache import ResultCache
 from matterhub.hub.inputs import InputFiles
 from matterhub.hub.runtime import RunLimits, RunService, open_executor
@@ -65,6 +66,7 @@ class Services:
     runs: RunService = field(repr=False)
     tasks: TaskService = field(repr=False)
     sessions: SessionService = field(repr=False)
+    access: AccessRequests = field(repr=False)
     sandbox: Sandbox = field(repr=False, default_factory=Sandbox)
 
     def start(self) -> None:
@@ -149,6 +151,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     )
     secret = server_secret(settings)
     jobs = JobQueue(catalog)
+    notifiers = _notifiers(settings, guard)
     connect = ConnectService(
         catalog,
         policy,
@@ -172,7 +175,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         secret=secret,
         dispatchers=load_dispatchers(guard),
         organizations=_organizations(settings),
-        notifiers=_notifiers(settings, guard),
+        notifiers=notifiers,
         jobs=jobs,
         extract=_extract(settings),
     )
@@ -194,6 +197,14 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         runs=runs,
         tasks=TaskService(catalog, runs, jobs, ttl_s=settings.hub_results_ttl_s),
         sessions=SessionService(catalog, ttl=timedelta(hours=settings.web_session_hours)),
+        access=AccessRequests(
+            catalog,
+            policy,
+            servables,
+            notifiers=notifiers,
+            secret=secret,
+            base_url=settings.base_url,
+        ),
         sandbox=sandbox,
     )
 
@@ -341,7 +352,7 @@ def outbound_guard(settings: Settings) -> NetGuard:
 
 
 def _notifiers(settings: Settings, guard: NetGuard) -> list[Notifier]:
-    """Who tells submitters about curation decisions and outcomes."""
+    """Who tells submitters about curation and outcomes, and people about access requests."""
     out: list[Notifier] = [WebhookNotifier(settings.connect_notify_url, guard=guard)]
     if settings.smtp_url:
         out.append(EmailNotifier(settings.smtp_url, settings.smtp_sender))

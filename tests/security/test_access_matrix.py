@@ -142,6 +142,23 @@ EXPECT: dict[tuple[str, str], dict[str, str]] = {
         "pub": "......",
         "priv": "nn..n.",
     },
+    # Access requests (hub/access.py): asking needs a sign-in and sight of the servable (409:
+    # the caller may run it already); reading a listing is filtered to what the caller may read;
+    # a request nobody made is 404 for everyone (deciding is covered in tests/hub).
+    ("POST", "/api/servables/{owner}/{name}/access-requests"): {
+        "pub": "nyyyyy",
+        "priv": "nnyyny",
+    },
+    ("GET", "/api/servables/{owner}/{name}/access-requests"): {
+        "pub": "yyyyyy",
+        "priv": "nnyyny",
+    },
+    ("GET", "/api/access-requests"): {"-": "nyyyyy"},
+    ("GET", "/api/access-requests/{request_id}"): {"-": "nnnnnn"},
+    ("POST", "/api/access-requests/{request_id}/grant"): {"-": "nnnnnn"},
+    ("POST", "/api/access-requests/{request_id}/decline"): {"-": "nnnnnn"},
+    ("POST", "/api/access-requests/{request_id}/withdraw"): {"-": "nnnnnn"},
+    ("POST", "/api/access-requests/{request_id}/revoke"): {"-": "nnnnnn"},
     ("GET", "/schemas/"): {"-": "yyyyyy"},
     ("GET", "/schemas/{name}"): {"-": "yyyyyy"},
 }
@@ -321,6 +338,8 @@ def _fill(path: str, obj: dict[str, str], world: World) -> str:
         values["task_id"] = "00000000-0000-0000-0000-000000000000"
     if "/uploads/" in path:
         values["upload_id"] = "00000000000000000000000000000000"
+    if path.startswith("/api/access-requests/"):
+        values["request_id"] = "00000000-0000-0000-0000-000000000000"
     return re.sub(r"\{(\w+)(:path)?\}", lambda m: values[m.group(1)], path)
 
 
@@ -336,7 +355,7 @@ def _body(method: str, path: str, who: str, obj: str, world: World) -> dict[str,
     if path == "/api/datasets":
         dc = {"titles": [{"title": f"Made {n}"}], "creators": [{"creatorName": "Doe, J"}]}
         return {"json": {"dc": dc, "source_name": f"made_{n}"}}
-    if path.endswith("/reject") or path.endswith("/withdraw"):
+    if path.endswith(("/reject", "/withdraw", "/decline")):
         return {"json": {"reason": "checking access"}}
     if method == "PATCH" and path == "/api/datasets/{sid}":
         return {

@@ -16,6 +16,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from matterhub import __version__
+from matterhub.cli.access import access_app
 from matterhub.cli.client_commands import register_client_commands
 from matterhub.cli.datasets import dataset_app
 from matterhub.cli.runs import register_run_commands
@@ -66,6 +67,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(servable_app, name="servable")
+servable_app.add_typer(access_app, name="access")  # `matterhub servable access …`
 index_app = typer.Typer(cls=_Group, help="Search indexes (Discover).", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 

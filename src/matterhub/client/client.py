@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from matterhub.client.access import AccessMethods
 from matterhub.client.config import client_from_config
 from matterhub.client.connect import ConnectMethods
 from matterhub.client.datasets import DatasetMethods
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 
-class Client(DatasetMethods, ConnectMethods, ServableMethods, RunMethods):
+class Client(DatasetMethods, ConnectMethods, ServableMethods, RunMethods, AccessMethods):
     """A MatterHub client: `Client("http://localhost:8000", token=None, transport=…)`.
 
     Anonymous when `token` is None (public data only). Retries connection errors and 5xx

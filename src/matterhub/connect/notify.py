@@ -28,19 +28,25 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Notice:
-    """One event for one submitter."""
+    """One event for one person: a submitter, or a servable's owner or requester."""
 
-    event: str  # curation.accepted | curation.rejected | submission.succeeded | submission.failed
-    source_id: str
-    submitter: str
+    # curation.accepted | curation.rejected | submission.succeeded | submission.failed |
+    # access.requested | access.granted | access.declined | access.revoked
+    event: str
+    source_id: str  # the submission's source_id, or the servable's `owner/name`
+    submitter: str  # the username of whom it is for
     email: str | None
     reason: str | None
     status_url: str
     # The submission's own `services.webhook` block, if any.
     webhook: dict[str, Any] | None = None
+    # The text for people when it is not about a submission (hub access requests).
+    summary: str | None = None
 
     def text(self) -> str:
         """A sentence for people."""
+        if self.summary is not None:
+            return f"{self.summary}\n{self.status_url}\n"
         what = {
             "curation.accepted": "was accepted by a curator",
             "curation.rejected": "was rejected by a curator",

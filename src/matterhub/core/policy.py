@@ -397,6 +397,16 @@ POLICIES: dict[str, ResourcePolicy] = {
             "manage": (Owner(), *_STAFF),
         },
     ),
+    # Requests for the right to run a servable (hub/access.py): the requester reads and
+    # withdraws her own; the servable's owner (a column joined in) reads and decides.
+    "access_request": ResourcePolicy(
+        "access_request",
+        {
+            "read": (Owner("requester_id"), Owner("servable_owner_id"), *_STAFF),
+            "decide": (Owner("servable_owner_id"), *_STAFF),
+            "withdraw": (Owner("requester_id"), SystemProcess()),
+        },
+    ),
     # Search write tasks: the caller who started them.
     "task": ResourcePolicy("task", {"read": (Owner(), *_STAFF)}),
     # Async run tasks: the caller who started them; an anonymous caller's, whoever has the id.

@@ -29,7 +29,13 @@ from matterhub.catalog.database import Catalog
 from matterhub.catalog.models import Build, Servable, ServableVersion, User, new_id, utcnow
 from matterhub.catalog.principals import resolve_principals
 from matterhub.catalog.repositories import UserRepository
-from matterhub.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from matterhub.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from matterhub.core.identity import (
     PUBLIC,
     SYSTEM_IDENTITY,
@@ -48,6 +54,7 @@ from matterhub.core.servables import (
     requirements,
     usage,
 )
+from matterhub.hub.access import run_refused, with_grants
 from matterhub.hub.builds import ARTEFACTS, Builder, BuildInput
 from matterhub.hub.bundle import StagedBundle
 from matterhub.hub.discovery import SearchQuery, entry, search_request
@@ -446,7 +453,10 @@ class ServableService:
         owner, name = parse_servable_ref(ref)
         with self._catalog.transaction() as session:
             servable = self._servable(session, identity, owner, name)
-            self._policy.require(identity, servable, "run", what="servable")
+            try:
+                self._policy.require(identity, servable, "run", what="servable")
+            except PermissionDenied as exc:
+                raise PermissionDenied(run_refused(identity, f"{owner}/{name}")) from exc
             session.expunge(servable)
             return servable
 
@@ -665,7 +675,8 @@ class ServableService:
             if version.document != job.document:  # a pipeline's build fills in methods.run
                 version.document = job.document
             servable.visible_to = list(job.document["dlhub"]["visible_to"])
-            servable.runnable_by = list(job.document["dlhub"]["runnable_by"])
+            declared = job.document["dlhub"]["runnable_by"]
+            servable.runnable_by = with_grants(session, servable.id, declared)  # outlive versions
             session.flush()
             versions = self._versions(session, servable)
             latest = self._live(versions)

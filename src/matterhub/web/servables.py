@@ -29,6 +29,7 @@ from matterhub.core.errors import (
 from matterhub.core.identity import PUBLIC, Identity
 from matterhub.hub import SearchQuery
 from matterhub.hub.runtime import RunRequest
+from matterhub.web.access import access_block
 from matterhub.web.render import PageRoute, page
 from matterhub.web.servable_view import result_view, servable_view, summarize_servable
 from matterhub.web.sessions import CurrentSession, WebSession, require_csrf
@@ -138,6 +139,8 @@ def _servable_page(
     context["run"] = _run_block(
         services, identity, ref, described.latest_version, described.runnable_by
     )
+    can_run = context["run"]["ok"] or described.latest_version is None
+    context["access"] = access_block(services, identity, owner, ref, can_run)
     context["version_param"] = version or ""
     context["attempt"] = attempt
     return page(request, session, "servable.html", context, status_code=status_code)
