@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from matterhub.core.errors import InvalidInput, PayloadTooLarge
 
@@ -32,6 +32,12 @@ def safe_path(path: str, *, field: str = "files") -> str:
     if len(clean) > 1000 or any(ord(c) < 32 for c in clean):
         raise InvalidInput(f"{path!r} is not an acceptable file name", field=field)
     return str(PurePosixPath(*parts))
+
+
+class Readable(Protocol):
+    """What a file is staged from: anything with `read(size)` returning bytes."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class StagedBundle:
@@ -63,7 +69,7 @@ class StagedBundle:
                 f"the bundle is larger than the limit of {self.max_bytes} bytes", field="bundle"
             )
 
-    def add_file(self, path: str, handle: IO[bytes]) -> None:
+    def add_file(self, path: str, handle: Readable) -> None:
         """Stage one file from a binary handle; a document name at the root sets the document."""
         rel = safe_path(path, field=f"files[{path}]")
         if rel in self.files:

@@ -251,7 +251,9 @@ class SourceFetcher:
             keep.update(dict.fromkeys(under))
         return list(keep)
 
-    def _stage(self, spec: SourceSpec, bundle: StagedBundle, root: Path, rel: str) -> dict[str, Any]:
+    def _stage(
+        self, spec: SourceSpec, bundle: StagedBundle, root: Path, rel: str
+    ) -> dict[str, Any]:
         digest = hashlib.sha256()
         local = root / rel
         try:
@@ -271,7 +273,9 @@ class SourceFetcher:
 
     @staticmethod
     def _clean(spec: SourceSpec, detail: str) -> str:
-        return detail.replace(spec.url, redact(spec.url)) if spec.url != redact(spec.url) else detail
+        return (
+            detail.replace(spec.url, redact(spec.url)) if spec.url != redact(spec.url) else detail
+        )
 
     def _say(self, spec: SourceSpec, detail: str) -> str:
         detail = self._clean(spec, detail)

@@ -211,9 +211,7 @@ def tree_files(clone: Path) -> list[Path]:
     return [
         item
         for item in sorted(clone.rglob("*"))
-        if item.is_file()
-        and not item.is_symlink()
-        and item.relative_to(clone).parts[0] != ".git"
+        if item.is_file() and not item.is_symlink() and item.relative_to(clone).parts[0] != ".git"
     ]
 
 
