@@ -10,7 +10,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from matterhub.core.errors import InvalidInput
+from matterhub.core.errors import InvalidInput, Unauthenticated
 from matterhub.core.identity import Identity
 from matterhub.hub import ServableService
 
@@ -82,6 +82,8 @@ async def publish_from_source(
 ) -> JSONResponse:
     """Fetch and publish (off the event loop): 202 with a new build, 200 with the build of the
     version the same document and commit made before."""
+    if identity.user_id is None:  # before reading the body: strangers learn nothing of the form
+        raise Unauthenticated("publishing a servable needs a token")
     try:
         body = json.loads(await request.body())
     except ValueError as exc:
