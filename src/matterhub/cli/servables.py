@@ -55,8 +55,12 @@ def describe(
         str | None, typer.Option(help="Servable name (default: function name).")
     ] = None,
     kind: Annotated[
-        str, typer.Option(help="function, sklearn, torch or onnx (model files).")
+        str, typer.Option(help="function, sklearn, torch, keras or onnx (model files).")
     ] = "function",
+    arch: Annotated[
+        Path | None,
+        typer.Option(help="keras: the architecture JSON when TARGET holds only the weights."),
+    ] = None,
     title: Annotated[str | None, typer.Option(help="Title.")] = None,
     author: Annotated[list[str] | None, typer.Option(help="'Family, Given' (repeatable).")] = None,
     example: Annotated[str | None, typer.Option(help="Example input: JSON text or file.")] = None,
@@ -64,7 +68,9 @@ def describe(
     input_shape: Annotated[
         str | None, typer.Option(help="torch: JSON shape, e.g. [null,3].")
     ] = None,
-    output_shape: Annotated[str | None, typer.Option(help="torch: JSON output shape.")] = None,
+    output_shape: Annotated[
+        str | None, typer.Option(help="torch (keras: to override): JSON output shape.")
+    ] = None,
     dataset: Annotated[str | None, typer.Option(help="Training dataset source_id.")] = None,
     doi: Annotated[str | None, typer.Option(help="Training dataset DOI.")] = None,
 ) -> None:
@@ -94,6 +100,14 @@ def describe(
                 name or Path(target).stem,
                 input_shape=_load(input_shape) or [None],
                 output_shape=_load(output_shape) or [None],
+            )
+        elif kind == "keras":
+            # A .keras file, a whole-model .h5, or weights (TARGET) + architecture JSON (--arch).
+            description = d.describe_keras(
+                target,
+                name or Path(target).name.split(".")[0],
+                arch=arch,
+                output_shape=_load(output_shape),
             )
         else:
             raise ValueError(f"unknown kind {kind!r}")

@@ -95,6 +95,10 @@ class NeedsTensorFlow(Exception):
     """A Keras model has a layer only TensorFlow can run (the hub runs Keras on PyTorch)."""
 
 
+# The same rule as the SDK's describer (`client/describe/keras.py`); this file imports nothing of
+# ours, so it keeps its own copy and `tests/hub/test_keras.py` holds the two to the same answers.
+
+
 # Keras 2 wrapped `tf.*` calls, tensor slicing and raw ops in these; TFSMLayer wraps a SavedModel.
 _TF_LAYERS = ("TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer", "TFSMLayer")
 _TF_MODULES = ("tensorflow", "tf_keras")
@@ -311,7 +315,8 @@ def _error(step: str, exc: BaseException) -> dict[str, Any]:
         "step": step,
         "error_type": type(exc).__name__,
         "error": str(exc),
-        "traceback": traceback.format_exc(limit=20),
+        # A refusal that names its reason is not a crash: no traceback to read past.
+        "traceback": "" if isinstance(exc, NeedsTensorFlow) else traceback.format_exc(limit=20),
     }
 
 
