@@ -14,6 +14,7 @@ import base64
 import json
 import marshal
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -330,28 +331,23 @@ def test_the_cli_describes_and_publishes_kind_keras(
     document = json.loads((tmp_path / "bundle" / "dlhub.json").read_text())
     assert document["dlhub"]["files"] == {"model": "tiny.weights.h5", "arch": "tiny.json"}
     assert document["servable"]["methods"]["run"]["input"]["shape"] == [None, 4]
-    published_cli = runner.invoke(cli_app, ["servable", "publish", str(tmp_path / "bundle")])
-    assert published_cli.exit_code == 0, published_cli.output
-    assert "alice/cli-keras 1: succeeded" in published_cli.output.replace("\n", " ")
-    answer = np.asarray(Client(url, hub.tokens["alice"]).run("alice/cli-keras", SAMPLE))
-    np.testing.assert_allclose(
-        answer,
-        saved["model"].predict(np.asarray(SAMPLE, "float32"), verbose=0),
-        rtol=1e-5,
-        atol=1e-6,
-    )
-    refused = runner.invoke(
-        cli_app,
-        [
-            "servable",
-            "describe",
-            str(folder / "tiny.weights.h5"),
-            "--kind",
-            "keras",
-            "--out",
-            str(tmp_path / "b2"),
-        ],
-    )
+    # `publish --kind keras` describes and uploads in one go. It talks HTTP to the server: a
+    # process of its own, as from a user's terminal.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [
+        sys.executable, "-m", "matterhub.cli", "servable", "publish",
+        str(folder / "tiny.weights.h5"), "--kind", "keras", "--arch", str(folder / "tiny.json"),
+        "--name", "cli-keras", "--author", "Doe, Jane", "--example", json.dumps(SAMPLE[:1]),
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"alice/cli-keras \d+: succeeded", done.stdout), done.stdout
+    with Client(url, hub.tokens["alice"]) as client:
+        answer = np.asarray(client.run("alice/cli-keras", SAMPLE))
+    expected = saved["model"].predict(np.asarray(SAMPLE, "float32"), verbose=0)
+    np.testing.assert_allclose(answer, expected, rtol=1e-5, atol=1e-6)
+    weights_only = [str(folder / "tiny.weights.h5"), "--kind", "keras"]
+    refused = runner.invoke(cli_app, ["servable", "publish", *weights_only])
     assert refused.exit_code == 2 and "pass its JSON as arch" in refused.output
 
 
