@@ -20,12 +20,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 # Keras picks its backend when first imported: PyTorch here, as on the hub.
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 
-def build_model(folder: Path) -> tuple[object, Path, Path]:
+def build_model(folder: Path) -> tuple[Any, Path, Path]:
     """A tiny Keras model saved as architecture JSON + weights (returns model, arch, weights)."""
     import keras
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"input  {run['input']['shape']} {run['input']['item_type']['type']}")
         print(f"output {run['output']['shape']} {run['output']['item_type']['type']}")
         sample = [[0.5, 0.25, 0.25]]
-        expected = model.predict(np.asarray(sample, dtype="float32"), verbose=0)  # type: ignore[attr-defined]
+        expected = model.predict(np.asarray(sample, dtype="float32"), verbose=0)
         description.set_title("Composition → properties (Keras)").set_creators(["Doe, Jane"])
         description.set_example(sample, expected.tolist(), tolerance=1e-5)
         start = time.perf_counter()
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     servable = f"{build['servable']}"
     inputs = [[0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [1.0, 0.0, 0.0]]
     answers = np.asarray(client.run(servable, inputs))
-    local = model.predict(np.asarray(inputs, dtype="float32"), verbose=0)  # type: ignore[attr-defined]
+    local = model.predict(np.asarray(inputs, dtype="float32"), verbose=0)
     print(f"{servable} ran on {len(inputs)} inputs:")
     for x, hub, own in zip(inputs, answers, local, strict=True):
         print(f"  {x} -> hub {np.round(hub, 5).tolist()}  keras {np.round(own, 5).tolist()}")

@@ -11,6 +11,7 @@ and — for a bundle that skipped it — by the build, naming the layer. The CLI
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import marshal
 import os
@@ -234,6 +235,11 @@ def published(keras_hub: tuple[Hub, str], saved: dict[str, Any]) -> dict[str, di
         n: client.wait_for_build(f"alice/{n}", b["id"], timeout=1200) for n, b in queued.items()
     }
     print(f"\n{len(builds)} Keras builds finished in {time.perf_counter() - start:.1f} s")
+    for name, build in builds.items():
+        started, finished = (
+            dt.datetime.fromisoformat(build[k]) for k in ("started_at", "finished_at")
+        )
+        print(f"  {name}: {build['status']} in {(finished - started).total_seconds():.1f} s")
     return builds
 
 

@@ -200,7 +200,7 @@ def tensorflow_only(config: Any, layer: str = "model") -> str | None:
 
 def _keras(document: dict[str, Any], files_dir: Path, details: dict[str, Any]) -> Runner:
     # Keras 3 picks its backend at import; the hub's is PyTorch (no TensorFlow installed).
-    os.environ.setdefault("KERAS_BACKEND", "torch")
+    os.environ["KERAS_BACKEND"] = "torch"
     path = _model_path(document, files_dir)
     form = _keras_form(document, path, details)
     arch = (document["dlhub"].get("files") or {}).get("arch")
@@ -224,13 +224,14 @@ def _keras(document: dict[str, Any], files_dir: Path, details: dict[str, Any]) -
     else:
         model = keras.models.load_model(path, compile=False, safe_mode=False)
     dtypes = [str(t.dtype) for t in model.inputs]
+    by_name = {str(t.name): str(t.dtype) for t in model.inputs}
 
     def run(inputs: Any, parameters: dict[str, Any]) -> Any:
         if len(dtypes) == 1:
             x: Any = _array(inputs, dtypes[0])
             first = x
         elif isinstance(inputs, dict):
-            x = {k: _array(v) for k, v in inputs.items()}
+            x = {k: _array(v, by_name.get(k)) for k, v in inputs.items()}
             first = next(iter(x.values()))
         else:
             x = [_array(v, d) for v, d in zip(inputs, dtypes, strict=True)]

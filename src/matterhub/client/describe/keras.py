@@ -216,7 +216,8 @@ def _argument(tensor: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {"type": "ndarray", "shape": shape or "Any", "item_type": {"type": kind}}
     name = str(getattr(tensor, "name", "") or "")
     # Outputs get generated names (`keras_tensor_7`): only the dtype says something there.
-    spec["description"] = dtype if not name or name.startswith("keras_tensor") else f"{name}: {dtype}"
+    generated = not name or name.startswith("keras_tensor")
+    spec["description"] = dtype if generated else f"{name}: {dtype}"
     return spec
 
 
