@@ -79,9 +79,7 @@ def one_run(count: int) -> dict[str, float]:
         source = work / "incoming"
         make_files(source, count)
         floor = baseline(source, work / "floor")
-        services = build_services(
-            Settings(data_dir=work / "hub", connect_allowed_roots=[source])
-        )
+        services = build_services(Settings(data_dir=work / "hub", connect_allowed_roots=[source]))
         services.start()
         services.accounts.create_user(SYSTEM_IDENTITY, "bench")
         who = services.accounts.authenticate(
