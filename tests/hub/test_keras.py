@@ -133,6 +133,11 @@ def test_the_describer_refuses_what_it_cannot_run(saved: dict[str, Any], tmp_pat
     folder = saved["folder"]
     with pytest.raises(InvalidInput, match="holds weights but no architecture: pass its JSON"):
         describe_keras(folder / "tiny.weights.h5", "x")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(InvalidInput, match=r"broken\.json is not a JSON file") as caught:
+        describe_keras(folder / "tiny.weights.h5", "x", arch=broken)
+    assert caught.value.field == "arch"
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not a model at all")
     with pytest.raises(InvalidInput, match="is not a Keras model file"):

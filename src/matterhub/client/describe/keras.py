@@ -84,16 +84,12 @@ def describe_keras(
 def _saved_config(path: Path, arch: Path | None) -> tuple[str, dict[str, Any]]:
     """(`keras` | `h5` | `json`, the model's config as saved), read without Keras."""
     try:
-        head = path.read_bytes()[:8] if path.is_file() else b""
-        if not head:
-            raise ValueError("the file is missing or empty")
+        with path.open("rb") as handle:
+            head = handle.read(len(_HDF5))
         if arch is not None:
             if head != _HDF5:
-                raise ValueError("the weights are not an HDF5 file")
-            config = json.loads(arch.read_text())
-            if not isinstance(config, dict) or "class_name" not in config:
-                raise InvalidInput(f"{arch} is not a Keras architecture JSON", field="arch")
-            return "json", config
+                raise ValueError("weights saved by Keras are an HDF5 file, and this is not one")
+            return "json", _architecture(arch)
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 return "keras", json.loads(archive.read("config.json"))
@@ -109,8 +105,18 @@ def _saved_config(path: Path, arch: Path | None) -> tuple[str, dict[str, Any]]:
             return "h5", json.loads(text.decode() if isinstance(text, bytes) else text)
         raise ValueError("it is neither a .keras archive nor an HDF5 file")
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        field = "arch" if arch is not None and not isinstance(exc, OSError) else "model"
-        raise InvalidInput(f"{path} is not a Keras model file: {exc}", field=field) from None
+        raise InvalidInput(f"{path} is not a Keras model file: {exc}", field="model") from None
+
+
+def _architecture(arch: Path) -> dict[str, Any]:
+    """The architecture JSON (`model.to_json()`, Keras 2 or 3)."""
+    try:
+        config = json.loads(arch.read_text())
+    except (ValueError, OSError) as exc:
+        raise InvalidInput(f"{arch} is not a JSON file: {exc}", field="arch") from None
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise InvalidInput(f"{arch} is not a Keras architecture JSON", field="arch")
+    return config
 
 
 def _keras() -> Any:
