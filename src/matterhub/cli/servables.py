@@ -47,6 +47,69 @@ def _load(text: str | None) -> Any:
     return json.loads(path.read_text() if path.is_file() else text)
 
 
+_DESCRIBE_ERRORS = (ValueError, ImportError, LookupError, MatterHubError, OSError, TypeError)
+
+
+def _described(
+    target: str,
+    kind: str,
+    *,
+    name: str | None = None,
+    arch: Path | None = None,
+    title: str | None = None,
+    author: list[str] | None = None,
+    example: str | None = None,
+    expected: str | None = None,
+    input_shape: str | None = None,
+    output_shape: str | None = None,
+    dataset: str | None = None,
+    doi: str | None = None,
+) -> Any:
+    """The description of a function (`module.py:function`) or a model file of `kind`."""
+    from matterhub.client import describe as d
+
+    if kind == "function":
+        path, _, function = target.partition(":")
+        if not function:
+            raise ValueError("give module.py:function")
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        description = d.describe_function(getattr(module, function), name)
+    elif kind == "sklearn":
+        description = d.describe_sklearn(target, name or Path(target).stem)
+    elif kind == "onnx":
+        description = d.describe_onnx(target, name or Path(target).stem)
+    elif kind == "torch":
+        description = d.describe_torch(
+            target,
+            name or Path(target).stem,
+            input_shape=_load(input_shape) or [None],
+            output_shape=_load(output_shape) or [None],
+        )
+    elif kind == "keras":
+        # A .keras file, a whole-model .h5, or weights (TARGET) + architecture JSON (--arch).
+        description = d.describe_keras(
+            target,
+            name or Path(target).name.split(".")[0],
+            arch=arch,
+            output_shape=_load(output_shape),
+        )
+    else:
+        raise ValueError(f"unknown kind {kind!r}")
+    description.set_title(title or description.document["dlhub"]["name"])
+    description.set_creators(author or [])
+    if example is not None:
+        description.set_example(_load(example), _load(expected))
+    if dataset or doi:
+        description.link_dataset(source_id=dataset, doi=doi)
+    return description
+
+
 @servable_app.command("describe")
 def describe(
     target: Annotated[str, typer.Argument(help="module.py:function, or a model file.")],
@@ -55,8 +118,12 @@ def describe(
         str | None, typer.Option(help="Servable name (default: function name).")
     ] = None,
     kind: Annotated[
-        str, typer.Option(help="function, sklearn, torch or onnx (model files).")
+        str, typer.Option(help="function, sklearn, torch, keras or onnx (model files).")
     ] = "function",
+    arch: Annotated[
+        Path | None,
+        typer.Option(help="keras: the architecture JSON when TARGET holds only the weights."),
+    ] = None,
     title: Annotated[str | None, typer.Option(help="Title.")] = None,
     author: Annotated[list[str] | None, typer.Option(help="'Family, Given' (repeatable).")] = None,
     example: Annotated[str | None, typer.Option(help="Example input: JSON text or file.")] = None,
@@ -64,46 +131,29 @@ def describe(
     input_shape: Annotated[
         str | None, typer.Option(help="torch: JSON shape, e.g. [null,3].")
     ] = None,
-    output_shape: Annotated[str | None, typer.Option(help="torch: JSON output shape.")] = None,
+    output_shape: Annotated[
+        str | None, typer.Option(help="torch (keras: to override): JSON output shape.")
+    ] = None,
     dataset: Annotated[str | None, typer.Option(help="Training dataset source_id.")] = None,
     doi: Annotated[str | None, typer.Option(help="Training dataset DOI.")] = None,
 ) -> None:
     """Describe a function or a model file into a bundle folder (dlhub.json + files)."""
-    from matterhub.client import describe as d
-
     try:
-        if kind == "function":
-            path, _, function = target.partition(":")
-            if not function:
-                raise ValueError("give module.py:function")
-            import importlib.util
-
-            spec = importlib.util.spec_from_file_location(Path(path).stem, path)
-            if spec is None or spec.loader is None:
-                raise ValueError(f"cannot import {path}")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            description = d.describe_function(getattr(module, function), name)
-        elif kind == "sklearn":
-            description = d.describe_sklearn(target, name or Path(target).stem)
-        elif kind == "onnx":
-            description = d.describe_onnx(target, name or Path(target).stem)
-        elif kind == "torch":
-            description = d.describe_torch(
-                target,
-                name or Path(target).stem,
-                input_shape=_load(input_shape) or [None],
-                output_shape=_load(output_shape) or [None],
-            )
-        else:
-            raise ValueError(f"unknown kind {kind!r}")
-        description.set_title(title or description.document["dlhub"]["name"])
-        description.set_creators(author or [])
-        if example is not None:
-            description.set_example(_load(example), _load(expected))
-        if dataset or doi:
-            description.link_dataset(source_id=dataset, doi=doi)
-    except (ValueError, ImportError, LookupError, MatterHubError, OSError, TypeError) as exc:
+        description = _described(
+            target,
+            kind,
+            name=name,
+            arch=arch,
+            title=title,
+            author=author,
+            example=example,
+            expected=expected,
+            input_shape=input_shape,
+            output_shape=output_shape,
+            dataset=dataset,
+            doi=doi,
+        )
+    except _DESCRIBE_ERRORS as exc:
         raise _fail(exc) from None
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "dlhub.json").write_text(json.dumps(description.document, indent=2))
@@ -130,7 +180,8 @@ def publish(
         str,
         typer.Argument(
             help=(
-                "A bundle folder (with dlhub.json) or a zip; or a source the hub fetches: "
+                "A bundle folder (with dlhub.json) or a zip; with --kind, a model file; "
+                "or a source the hub fetches: "
                 "git+https://host/owner/repo@ref, git+ssh://…, git+file://…, https://…, "
                 "zenodo:<id>, figshare:<id>."
             )
@@ -148,10 +199,23 @@ def publish(
         str | None, typer.Option(help="Source only: git branch, tag or commit (or url@ref).")
     ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the build and print its log.")] = True,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="Describe BUNDLE as this kind first (as `describe --kind`), e.g. keras."),
+    ] = None,
+    arch: Annotated[
+        Path | None, typer.Option(help="keras: the architecture JSON for a weights file.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="With --kind: the servable name.")] = None,
+    title: Annotated[str | None, typer.Option(help="With --kind: the title.")] = None,
+    author: Annotated[list[str] | None, typer.Option(help="With --kind: 'Family, Given'.")] = None,
+    example: Annotated[str | None, typer.Option(help="With --kind: example input (JSON).")] = None,
+    expected: Annotated[str | None, typer.Option(help="With --kind: its output (JSON).")] = None,
     profile: ProfileOpt = None,
 ) -> None:
-    """Upload a bundle, or publish from a git repository or URL; a new version when the name
-    is yours already (the same commit and document again: the version made before)."""
+    """Upload a bundle, a model file described first (--kind), or publish from a git repository
+    or URL; a new version when the name is yours already (the same commit and document again:
+    the version made before)."""
     from matterhub.cli import servable_sources
 
     try:
@@ -171,7 +235,19 @@ def publish(
                     f"{bundle} is neither a bundle folder or zip nor a source URL "
                     "(git+https://…, https://…, zenodo:…)"
                 )
-            data = _zip_folder(local) if local.is_dir() else local.read_bytes()
+            if kind is not None:
+                data = _described(
+                    str(local),
+                    kind,
+                    name=name,
+                    arch=arch,
+                    title=title,
+                    author=author,
+                    example=example,
+                    expected=expected,
+                ).bundle()
+            else:
+                data = _zip_folder(local) if local.is_dir() else local.read_bytes()
             build = client._json(
                 "POST", "/api/servables", files={"bundle": ("bundle.zip", data, "application/zip")}
             )
@@ -182,7 +258,7 @@ def publish(
         if wait:
             build = client.wait_for_build(build["servable"], build["id"])
             out.print(build["log"], highlight=False, markup=False)
-    except (ClientError, ValueError, OSError) as exc:
+    except (ClientError, *_DESCRIBE_ERRORS) as exc:
         raise _fail(exc) from None
     if build["status"] == "failed":
         err.print(f"[red]build failed at {build['step']}[/red]")

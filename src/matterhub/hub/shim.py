@@ -91,13 +91,161 @@ def _torch(document: dict[str, Any], files_dir: Path, details: dict[str, Any]) -
     return run
 
 
+class NeedsTensorFlow(Exception):
+    """A Keras model has a layer only TensorFlow can run (the hub runs Keras on PyTorch)."""
+
+
+# The same rule as the SDK's describer (`client/describe/keras.py`); this file imports nothing of
+# ours, so it keeps its own copy and `tests/hub/test_keras.py` holds the two to the same answers.
+
+
+# Keras 2 wrapped `tf.*` calls, tensor slicing and raw ops in these; TFSMLayer wraps a SavedModel.
+_TF_LAYERS = ("TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer", "TFSMLayer")
+_TF_MODULES = ("tensorflow", "tf_keras")
+_TF_NAMES = {"tf", "tensorflow"}
+
+
+def _keras_form(document: dict[str, Any], path: Path, details: dict[str, Any]) -> str:
+    """`keras` (a .keras zip), `h5` (a whole model) or `json` (architecture + weights).
+
+    Documents without `format` (DLHub's own) name the architecture as `dlhub.files.arch`.
+    """
+    if details.get("format"):
+        return str(details["format"])
+    if (document["dlhub"].get("files") or {}).get("arch"):
+        return "json"
+    return "keras" if path.suffix == ".keras" else "h5"
+
+
+def _keras_config(form: str, path: Path, arch: Path | None) -> Any:
+    """The model's config as saved, read without Keras (to look for TensorFlow-only layers)."""
+    if form == "json" and arch is not None:
+        return json.loads(arch.read_text())
+    if form == "keras":
+        import zipfile
+
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        text = handle.attrs.get("model_config")
+    if text is None:
+        raise ValueError(f"{path.name} holds no model config (is it a weights-only file?)")
+    return json.loads(text.decode() if isinstance(text, bytes) else text)
+
+
+def _lambda_names(function: Any) -> set[str]:
+    """Global names a serialized Lambda's bytecode uses (empty when it cannot be read here)."""
+    import base64
+    import marshal
+    import types
+
+    code = function
+    if isinstance(function, dict):
+        code = (function.get("config") or {}).get("code")
+    elif isinstance(function, list) and function:
+        code = function[0]
+    if not isinstance(code, str):
+        return set()
+    try:
+        # The bundle's own bytecode, read in its own sandbox (Keras would unmarshal it anyway).
+        stack = [marshal.loads(base64.b64decode(code.encode("ascii")))]
+    except Exception:
+        return set()
+    names: set[str] = set()
+    while stack:
+        current = stack.pop()
+        if isinstance(current, types.CodeType):
+            names.update(current.co_names)
+            stack += [c for c in current.co_consts if isinstance(c, types.CodeType)]
+    return names
+
+
+def tensorflow_only(config: Any, layer: str = "model") -> str | None:
+    """Why a saved Keras config needs TensorFlow (naming the layer), or None."""
+    if isinstance(config, list):
+        for item in config:
+            found = tensorflow_only(item, layer)
+            if found:
+                return found
+        return None
+    if not isinstance(config, dict):
+        return None
+    inner = config.get("config")
+    if "class_name" in config and isinstance(inner, dict) and isinstance(inner.get("name"), str):
+        layer = inner["name"]
+    kind = config.get("class_name")
+    why = None
+    if kind in _TF_LAYERS:
+        why = f"a {kind} layer"
+    elif str(config.get("module") or "").split(".")[0] in _TF_MODULES:
+        why = f"from {config['module']}"
+    elif kind == "Lambda" and isinstance(inner, dict):
+        used = sorted(_lambda_names(inner.get("function")) & _TF_NAMES)
+        if used:
+            why = f"a Lambda whose function uses {used[0]!r}"
+    if why:
+        return (
+            f"layer {layer!r} ({why}) needs TensorFlow; this hub runs Keras on PyTorch without "
+            "TensorFlow: rebuild it from Keras layers or keras.ops and save the model again"
+        )
+    for key, value in config.items():
+        if key != "module":
+            found = tensorflow_only(value, layer)
+            if found:
+                return found
+    return None
+
+
 def _keras(document: dict[str, Any], files_dir: Path, details: dict[str, Any]) -> Runner:
+    # Keras 3 picks its backend at import; the hub's is PyTorch (no TensorFlow installed).
+    os.environ["KERAS_BACKEND"] = "torch"
+    path = _model_path(document, files_dir)
+    form = _keras_form(document, path, details)
+    arch = (document["dlhub"].get("files") or {}).get("arch")
+    config = _keras_config(form, path, files_dir / arch if arch else None)
+    problem = tensorflow_only(config)
+    if problem:
+        raise NeedsTensorFlow(problem)
     import keras
 
-    model = keras.models.load_model(_model_path(document, files_dir))
-    return lambda inputs, parameters: model.predict(_array(inputs), verbose=0, **parameters)
+    # Lambda layers carry Python bytecode: the owner's own code, run in its own sandbox.
+    keras.config.enable_unsafe_deserialization()
+    if form == "json":
+        if "module" in config:  # Keras 3's to_json()
+            model = keras.saving.deserialize_keras_object(config)
+        elif config.get("class_name") == "Sequential":  # Keras 2's: the legacy layer configs
+            model = keras.Sequential.from_config(config["config"])
+        else:
+            model = keras.Model.from_config(config["config"])
+        # Keras picks the weights reader by the name's ending; the describer kept it right.
+        model.load_weights(path)
+    else:
+        model = keras.models.load_model(path, compile=False, safe_mode=False)
+    dtypes = [str(t.dtype) for t in model.inputs]
+    by_name = {str(t.name): str(t.dtype) for t in model.inputs}
+
+    def run(inputs: Any, parameters: dict[str, Any]) -> Any:
+        if len(dtypes) == 1:
+            x: Any = _array(inputs, dtypes[0])
+            first = x
+        elif isinstance(inputs, dict):
+            x = {k: _array(v, by_name.get(k)) for k, v in inputs.items()}
+            first = next(iter(x.values()))
+        else:
+            x = [_array(v, d) for v, d in zip(inputs, dtypes, strict=True)]
+            first = x[0]
+        rows = first.shape[0] if first.ndim else 1
+        # predict() sets up a data pipeline per call (~1 ms); one batch needs none of it.
+        if not parameters and rows <= _ONE_BATCH:
+            return model.predict_on_batch(x)
+        return model.predict(x, verbose=0, **{"batch_size": _ONE_BATCH, **parameters})
+
+    return run
 
 
+_ONE_BATCH = 1024
 _ONNX_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int64)": "int64"}
 
 
@@ -168,7 +316,8 @@ def _error(step: str, exc: BaseException) -> dict[str, Any]:
         "step": step,
         "error_type": type(exc).__name__,
         "error": str(exc),
-        "traceback": traceback.format_exc(limit=20),
+        # A refusal that names its reason is not a crash: no traceback to read past.
+        "traceback": "" if isinstance(exc, NeedsTensorFlow) else traceback.format_exc(limit=20),
     }
 
 

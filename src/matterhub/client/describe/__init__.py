@@ -11,12 +11,8 @@ client.publish_servable(description)
 from __future__ import annotations
 
 from matterhub.client.describe.base import ServableDescription
-from matterhub.client.describe.models import (
-    describe_keras,
-    describe_onnx,
-    describe_sklearn,
-    describe_torch,
-)
+from matterhub.client.describe.keras import describe_keras
+from matterhub.client.describe.models import describe_onnx, describe_sklearn, describe_torch
 from matterhub.client.describe.python import describe_files, describe_function, type_from_hint
 from matterhub.client.describe.requirements import detect_requirements, imported_modules
 

@@ -1,16 +1,14 @@
-"""Describe saved models: scikit-learn, PyTorch (TorchScript or module + weights), Keras, ONNX.
+"""Describe saved models: scikit-learn, PyTorch (TorchScript or module + weights), ONNX.
 
 Each describer opens the file with its library to check it is what it claims (a wrong file fails
 here, not in the build) and reads what it can: scikit-learn's feature count and classes, ONNX's
-graph inputs and outputs, a `.keras` file's input shape. Requirements pin the installed versions
-of the library and numpy; the library is imported only inside its describer.
+graph inputs and outputs (Keras: `describe/keras.py`). Requirements pin the installed versions of
+the library and numpy; the library is imported only inside its describer.
 """
 
 from __future__ import annotations
 
-import json
 import pickle
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from matterhub.client.describe.requirements import installed_version
 from matterhub.core.errors import InvalidInput
 from matterhub.core.types import simplify_numpy_dtype
 
-__all__ = ["describe_keras", "describe_onnx", "describe_sklearn", "describe_torch"]
+__all__ = ["describe_onnx", "describe_sklearn", "describe_torch"]
 
 
 def _need(module: str, extra: str = "ml") -> Any:
@@ -151,48 +149,6 @@ def describe_torch(
     )
     _pin(description, "torch", "numpy")
     return description
-
-
-def describe_keras(
-    path: str | Path, name: str, *, output_shape: Sequence[int | None] | None = None
-) -> ServableDescription:
-    """A Keras v3 `.keras` file; the input shape is read from its config without importing Keras."""
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise InvalidInput(f"{path} is not a .keras model file: {exc}", field="model") from None
-    shape = _keras_input_shape(config)
-    description = ServableDescription(
-        name, "keras.KerasServable", model_type="keras", method_details={"method_name": "predict"}
-    )
-    description.add_file(path, path.name, key="model")
-    description.set_inputs(
-        {"type": "ndarray", "shape": shape or "Any", "item_type": {"type": "float"}}
-    )
-    description.set_outputs(
-        {"type": "ndarray", "shape": list(output_shape) if output_shape else "Any"}
-    )
-    description.document["servable"]["model_summary"] = str(config.get("class_name", "Model"))
-    description.add_requirement("keras", installed_version("keras") or "")
-    _pin(description, "numpy")
-    return description
-
-
-def _keras_input_shape(config: dict[str, Any]) -> list[int | None] | None:
-    """The first `batch_shape`/`batch_input_shape` found in a Keras config."""
-    stack: list[Any] = [config]
-    while stack:
-        node = stack.pop(0)
-        if isinstance(node, dict):
-            for key in ("batch_shape", "batch_input_shape"):
-                if isinstance(node.get(key), list):
-                    return [d if isinstance(d, int) and d > 0 else None for d in node[key]]
-            stack += list(node.values())
-        elif isinstance(node, list):
-            stack += node
-    return None
 
 
 _ONNX_ELEMENTS = {
