@@ -6,7 +6,16 @@ from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
 from matterhub.core.errors import NotFound
-from matterhub.web import access, admin, auth, datasets, search, servables, submit
+from matterhub.web import (
+    access,
+    admin,
+    auth,
+    datasets,
+    search,
+    servable_sources,
+    servables,
+    submit,
+)
 from matterhub.web.render import HERE, PageRoute, page
 from matterhub.web.sessions import CurrentSession
 
@@ -38,5 +47,5 @@ def static(name: str) -> Response:
     )
 
 
-for _module in (auth, search, datasets, servables, access, submit, admin):
+for _module in (auth, search, datasets, servables, servable_sources, access, submit, admin):
     router.include_router(_module.router)

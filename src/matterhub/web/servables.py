@@ -136,6 +136,7 @@ def _servable_page(
     names = services.accounts.principal_names(principals)
     context = servable_view(described, builds, names, services.settings.base_url)
     context["dataset"] = _training_dataset(services, identity, described.document)
+    context["source"] = (described.document.get("dlhub") or {}).get("source")
     context["run"] = _run_block(
         services, identity, ref, described.latest_version, described.runnable_by
     )
