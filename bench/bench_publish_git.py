@@ -17,12 +17,14 @@ sandbox when installed, the shared package cache ~/.cache/matterhub-tests/hub wa
 
 The first version of each kind builds its environment (from the warm cache); later versions
 with the same requirements reuse it. Both are reported: median and p95 over the trials.
+Writes bench/results/publish_git.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import statistics
 import sys
@@ -182,6 +184,11 @@ def main() -> None:
         finally:
             for services, _identity in hubs.values():
                 services.close()
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    (results / "publish_git.json").write_text(
+        json.dumps([{"model": m, "versions": v, "git_s": g, "upload_s": u} for m, v, g, u in rows])
+    )
     print("\n| model | versions | from git: median s | p95 s | upload (baseline): median s "
           "| p95 s | git / upload |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
