@@ -186,6 +186,10 @@ class Executor(ABC):
                 self.observe, self.resize, policy, interval_s=interval_s
             ).start()
 
+    def _first_target(self, bounds: Bounds) -> int:
+        """A new pool's replica count: its minimum with the autoscaler, else its maximum."""
+        return max(1, bounds.min_replicas if self._scaler is not None else bounds.max_replicas)
+
     def _stop_scaling(self) -> None:
         if self._scaler is not None:
             self._scaler.stop()

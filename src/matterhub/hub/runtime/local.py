@@ -456,8 +456,9 @@ class LocalExecutor(Executor):
             fresh = pool is None
             if pool is None:
                 pool = self._pools[spec.key] = _Pool(spec)
+                pool.target = self._first_target(spec.scaling)
             elif pool.spec.scaling != spec.scaling:
-                self._bound(pool, spec.scaling)
+                self._bound(pool, spec.scaling, fixed=self._scaler is None)
             pool.spec = spec  # bounds and limits follow the latest document and settings
             pool.last_used = time.monotonic()
         if fresh and spec.scaling.min_replicas > 0:
@@ -465,10 +466,12 @@ class LocalExecutor(Executor):
         return pool
 
     @staticmethod
-    def _bound(pool: _Pool, bounds: Bounds) -> None:
-        """Keep the pool's target within new bounds (the autoscaler moves it from there)."""
+    def _bound(pool: _Pool, bounds: Bounds, *, fixed: bool) -> None:
+        """Keep the pool's target within new bounds (the autoscaler moves it from there;
+        without one, `fixed`, the pool may grow to the maximum)."""
         with pool.cond:
-            pool.target = max(bounds.min_replicas, min(pool.target, bounds.max_replicas), 1)
+            current = bounds.max_replicas if fixed else pool.target
+            pool.target = max(bounds.min_replicas, min(current, bounds.max_replicas), 1)
             pool.cond.notify_all()
 
     def _acquire(self, pool: _Pool, calls: int = 0) -> _Worker:

@@ -155,8 +155,10 @@ class RayExecutor(Executor):
             actors = self._actors.setdefault(spec.key, [])
             self._specs[spec.key] = spec
             self._latency.setdefault(spec.key, LatencyWindow())
-            target = self._targets.setdefault(spec.key, max(1, spec.scaling.min_replicas))
+            target = self._targets.setdefault(spec.key, self._first_target(spec.scaling))
             bounds = spec.scaling
+            if self._scaler is None:  # fixed: as many actors as the bounds allow
+                target = bounds.max_replicas
             target = self._targets[spec.key] = max(
                 bounds.min_replicas, min(target, max(1, bounds.max_replicas)), 1
             )
@@ -253,7 +255,8 @@ class RayExecutor(Executor):
         if not present:
             self._replicas(spec)
             return
-        self.resize(spec.key, self._targets.get(spec.key, 1))
+        fixed = self._scaler is None
+        self.resize(spec.key, spec.scaling.max_replicas if fixed else self._targets.get(spec.key, 1))
 
     def workers(self, keys: Sequence[str]) -> list[PoolView]:
         """Each version's actors: state, calls, latency, and node, memory, pid from the actor."""
