@@ -93,7 +93,7 @@ class ScalingService:
             document = self._runs.resolve(SYSTEM_IDENTITY, ref).runtime.document
             base = defaults.bounds(document["servable"].get("options"))
         checked = defaults.check({**base.public(), **values})  # InvalidInput naming the field
-        stored = {k: v for k, v in checked.public().items() if k in values}
+        stored = {k: v for k, v in checked.public().items() if k in values and v is not None}
         with self._catalog.transaction() as session:
             self._managed(session, identity, ref).scaling = stored
         self._runs.refresh()  # kept targets hold the old bounds
