@@ -234,7 +234,9 @@ def test_the_autoscaler_adds_replicas_under_load_and_retires_idle_ones(scaling_h
 
     # The workers view: every worker with its state, calls, latency, memory and pid.
     pool = _pool(scaling_hub)
-    assert pool is not None and pool["version"] == alice.servable_versions("alice/slow")[0]["version"]
+    assert (
+        pool is not None and pool["version"] == alice.servable_versions("alice/slow")[0]["version"]
+    )
     workers = _live(pool)
     assert sum(w["calls"] for w in workers) == len(outputs) + 1
     for worker in workers:

@@ -82,7 +82,13 @@ def test_owner_sees_workers_and_sets_bounds_others_do_not(new_page: Any, hub: Hu
         headers=_bearer(hub.tokens["admin"]),
     )
     assert made.status_code in (200, 201), made.text
-    _cli(hub.data_dir, "user", "set-password", "erin", env={"MATTERHUB_NEW_PASSWORD": "erin-pw-12345"})
+    _cli(
+        hub.data_dir,
+        "user",
+        "set-password",
+        "erin",
+        env={"MATTERHUB_NEW_PASSWORD": "erin-pw-12345"},
+    )
     other = new_page()
     other.goto("/signin")
     other.get_by_label("Username").fill("erin")

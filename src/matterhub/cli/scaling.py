@@ -82,7 +82,8 @@ def workers(
 ) -> None:
     """A servable's workers: state, calls, p50/p99, memory, per running version."""
     try:
-        view = Client.from_config(profile).servable_workers(name)
+        with Client.from_config(profile) as client:
+            view = client.servable_workers(name)
     except (ClientError, ValueError, MatterHubError) as exc:
         raise _fail(exc) from None
     if as_json:
@@ -116,14 +117,15 @@ def scale(
 ) -> None:
     """Set a servable's replica bounds while it serves (owners and admins)."""
     try:
-        view = Client.from_config(profile).scale_servable(
-            name,
-            min_replicas=min_replicas,
-            max_replicas=max_replicas,
-            target_queue=target_queue,
-            target_p50_ms=target_p50_ms,
-            target_p99_ms=target_p99_ms,
-        )
+        with Client.from_config(profile) as client:
+            view = client.scale_servable(
+                name,
+                min_replicas=min_replicas,
+                max_replicas=max_replicas,
+                target_queue=target_queue,
+                target_p50_ms=target_p50_ms,
+                target_p99_ms=target_p99_ms,
+            )
     except (ClientError, ValueError, MatterHubError) as exc:
         raise _fail(exc) from None
     if as_json:

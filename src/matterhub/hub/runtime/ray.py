@@ -256,7 +256,9 @@ class RayExecutor(Executor):
             self._replicas(spec)
             return
         fixed = self._scaler is None
-        self.resize(spec.key, spec.scaling.max_replicas if fixed else self._targets.get(spec.key, 1))
+        self.resize(
+            spec.key, spec.scaling.max_replicas if fixed else self._targets.get(spec.key, 1)
+        )
 
     def workers(self, keys: Sequence[str]) -> list[PoolView]:
         """Each version's actors: state, calls, latency, and node, memory, pid from the actor."""
