@@ -1,7 +1,7 @@
 """Scaling benchmark: a CPU-bound servable at 1, 2, 4 fixed replicas and autoscaled, vs FastAPI.
 
     .venv/bin/python bench/bench_scale.py                 # about 3 minutes on 2 cores
-    .venv/bin/python bench/bench_scale.py --seconds 4     # quicker
+    .venv/bin/python bench/bench_scale.py --rounds 1      # quicker
 
 Starts a real `matterhub serve` (SQLite, bubblewrap sandbox when installed, the autoscaler on
 with its default interval) on loopback, publishes `alice/matmul` — a 480 x 480 numpy matrix
@@ -15,7 +15,9 @@ clients, measures runs/s and p50/p99 latency:
 - a bare FastAPI app doing the same product in an `async def` endpoint (one call at a time per
   process, as a worker) under `uvicorn --workers N` for N = 1, 2, 4: the ceiling of this stack
   with the same number of processes.
-Writes bench/results/scale.json and prints a markdown table.
+The settings run in `--rounds` interleaved rounds (each round: hub 1, 2, 4, autoscaled, then
+FastAPI 1, 2, 4) and the table shows per-setting medians, so a busy spell on a shared machine
+hits every setting alike. Writes bench/results/scale.json and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ PY = sys.executable
 CACHE = Path.home() / ".cache" / "matterhub-tests" / "hub"
 CLIENTS = 8
 SIZE = 480
+STEADY_FROM_S = 2.0
+AUTO = {"min_replicas": 1, "max_replicas": 4, "target_queue": 1.0}
 
 WORK = f'''
 """A CPU-bound servable: a {SIZE} x {SIZE} matrix product (about 5 ms on one core)."""
@@ -225,8 +229,9 @@ def sample_replicas(port: int, token: str, stop: threading.Event, into: list[tup
 def main() -> None:
     """Run every setting once and print the table."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=6.0, help="per fixed setting")
-    parser.add_argument("--autoscaled-seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=4.0, help="per fixed setting")
+    parser.add_argument("--autoscaled-seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     env = {
@@ -259,7 +264,10 @@ def main() -> None:
         .stdout.strip()
         .splitlines()[-1]
     )
-    results: dict[str, Any] = {"clients": CLIENTS, "seconds": args.seconds, "size": SIZE}
+    results: dict[str, Any] = {
+        "clients": CLIENTS, "seconds": args.seconds, "size": SIZE, "rounds": args.rounds,
+    }  # fmt: skip
+    runs: dict[str, list[dict[str, Any]]] = {}
     port = free_port()
     hub = subprocess.Popen(
         [str(Path(PY).parent / "matterhub"), "serve", "--port", str(port)],
@@ -268,70 +276,89 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    path = "/servables/alice/matmul/run"
-    scaling = "/api/servables/alice/matmul/scaling"
+    (work / "bare.py").write_text(BARE_APP)
     try:
         wait_http(port, "/health")
         publish(work, port, token)
-        for n in (1, 2, 4):
-            request(port, "PUT", scaling, {"min_replicas": n, "max_replicas": n}, token)
-            wait_replicas(port, token, n)
-            results[f"hub_{n}"] = load(port, path, args.seconds)
-        # Autoscaled, from one warm worker: the load starts cold on the pool's size.
-        request(port, "PUT", scaling, {"min_replicas": 1, "max_replicas": 1}, token)
-        wait_replicas(port, token, 1)
-        bounds = {"min_replicas": 1, "max_replicas": 4, "target_queue": 1.0}
-        request(port, "PUT", scaling, bounds, token)
-        replicas: list[tuple[float, int]] = []
-        stop = threading.Event()
-        sampler = threading.Thread(target=sample_replicas, args=(port, token, stop, replicas))
-        sampler.start()
-        try:
-            results["hub_auto"] = load(port, path, args.autoscaled_seconds, warm=False)
-        finally:
-            stop.set()
-            sampler.join()
-        results["auto_replicas"] = replicas
-        results["auto_bounds"] = bounds
+        for _ in range(args.rounds):  # interleaved, so a busy spell hits every setting alike
+            for key, row in hub_round(port, token, args).items():
+                runs.setdefault(key, []).append(row)
+            for n in (1, 2, 4):
+                runs.setdefault(f"fastapi_{n}", []).append(bare_run(work, n, args.seconds))
     finally:
         os.killpg(hub.pid, signal.SIGINT)
         hub.wait(30)
-    (work / "bare.py").write_text(BARE_APP)
-    for n in (1, 2, 4):
-        bare_port = free_port()
-        bare = subprocess.Popen(
-            [PY, "-m", "uvicorn", "bare:app", "--host", "127.0.0.1", "--port", str(bare_port),
-             "--workers", str(n), "--log-level", "warning", "--no-access-log"],
-            cwd=work, env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
-            start_new_session=True,
-        )  # fmt: skip
-        try:
-            wait_http(bare_port, "/health")
-            time.sleep(1.0 if n > 1 else 0.0)  # every worker process up
-            results[f"fastapi_{n}"] = load(bare_port, "/run", args.seconds)
-        finally:
-            os.killpg(bare.pid, signal.SIGINT)
-            bare.wait(30)
+    for key, rows in runs.items():
+        results[key] = {
+            name: statistics.median(row[name] for row in rows)
+            for name in ("runs_per_s", "p50_ms", "p99_ms")
+        } | {"errors": sum(row["errors"] for row in rows), "runs": sum(r["runs"] for r in rows)}
     best = max(results[f"hub_{n}"]["runs_per_s"] for n in (1, 2, 4))
     results["best_fixed_runs_per_s"] = best
-    results["auto_time_to_0_8_s"] = time_to(results["hub_auto"]["ends"], 0.8 * best)
+    reached = [time_to(row["ends"], 0.8 * best) for row in runs["hub_auto"]]
+    results["auto_time_to_0_8_s"] = reached
+    results["auto_replicas"] = [row["replicas"] for row in runs["hub_auto"]]
+    after = args.autoscaled_seconds - STEADY_FROM_S  # once the ramp-up is over
+    results["auto_steady_runs_per_s"] = statistics.median(
+        sum(1 for end in row["ends"] if end >= STEADY_FROM_S) / after for row in runs["hub_auto"]
+    )
     report(results)
-    for key in list(results):
-        if isinstance(results[key], dict):
-            results[key].pop("ends", None)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "scale.json").write_text(json.dumps(results, indent=2))
     shutil.rmtree(work, ignore_errors=True)
 
 
+def hub_round(port: int, token: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """One pass over the hub's settings: 1, 2, 4 fixed replicas, then autoscaled from one."""
+    path = "/servables/alice/matmul/run"
+    scaling = "/api/servables/alice/matmul/scaling"
+    out = {}
+    for n in (1, 2, 4):
+        request(port, "PUT", scaling, {"min_replicas": n, "max_replicas": n}, token)
+        wait_replicas(port, token, n)
+        out[f"hub_{n}"] = load(port, path, args.seconds)
+    request(port, "PUT", scaling, {"min_replicas": 1, "max_replicas": 1}, token)
+    wait_replicas(port, token, 1)
+    request(port, "PUT", scaling, AUTO, token)
+    replicas: list[tuple[float, int]] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_replicas, args=(port, token, stop, replicas))
+    sampler.start()
+    try:
+        out["hub_auto"] = load(port, path, args.autoscaled_seconds, warm=False)
+    finally:
+        stop.set()
+        sampler.join()
+    out["hub_auto"]["replicas"] = replicas
+    return out
+
+
+def bare_run(work: Path, n: int, seconds: float) -> dict[str, Any]:
+    """The same work under `uvicorn --workers n`."""
+    bare_port = free_port()
+    bare = subprocess.Popen(
+        [PY, "-m", "uvicorn", "bare:app", "--host", "127.0.0.1", "--port", str(bare_port),
+         "--workers", str(n), "--log-level", "warning", "--no-access-log"],
+        cwd=work, env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_http(bare_port, "/health")
+        time.sleep(1.0 if n > 1 else 0.0)  # every worker process up
+        return load(bare_port, "/run", seconds)
+    finally:
+        os.killpg(bare.pid, signal.SIGINT)
+        bare.wait(30)
+
+
 def report(r: dict[str, Any]) -> None:
     """The markdown table: each setting, the FastAPI ceiling beside it, and the autoscaler."""
     auto = r["hub_auto"]
     print(
-        f"\n{r['clients']} concurrent clients on loopback HTTP, {r['seconds']} s per fixed row; "
-        f"servable: {r['size']}x{r['size']} numpy matrix product, BLAS on one thread; "
-        f"{os.cpu_count()} cores\n"
+        f"\n{r['clients']} concurrent clients on loopback HTTP; medians of {r['rounds']} "
+        f"interleaved rounds, {r['seconds']} s per fixed row; servable: {r['size']}x{r['size']} "
+        f"numpy matrix product, BLAS on one thread; {os.cpu_count()} cores\n"
     )
     print("| setting | hub runs/s | hub p50 ms | hub p99 ms | FastAPI runs/s | FastAPI p50 ms "
           "| FastAPI p99 ms | hub / FastAPI |")  # fmt: skip
@@ -346,20 +373,24 @@ def report(r: dict[str, Any]) -> None:
         )
     best_bare = max(r[f"fastapi_{n}"]["runs_per_s"] for n in (1, 2, 4))
     print(
-        f"| autoscaled (min 1, max 4, queue 1; {auto['runs'] / auto['runs_per_s']:.0f} s "
-        f"from 1 warm worker) | {auto['runs_per_s']:.0f} "
-        f"| {auto['p50_ms']:.1f} | {auto['p99_ms']:.1f} | {best_bare:.0f} (best) | | "
+        f"| autoscaled (min 1, max 4, queue 1), from 1 warm worker | {auto['runs_per_s']:.0f} "
+        f"| {auto['p50_ms']:.1f} | {auto['p99_ms']:.1f} | {best_bare:.0f} (best N) | | "
         f"| {auto['runs_per_s'] / best_bare:.2f} |"
     )
     reached = r["auto_time_to_0_8_s"]
-    peak = max((n for _, n in r["auto_replicas"]), default=0)
-    first = next((t for t, n in r["auto_replicas"] if n == peak), None)
+    peaks = []
+    for series in r["auto_replicas"]:
+        peak = max((n for _, n in series), default=0)
+        peaks.append((peak, next((t for t, n in series if n == peak), None)))
+    errors = sum(r[k]["errors"] for k in r if isinstance(r[k], dict) and "errors" in r[k])
     print(
-        f"\nautoscaled whole-run throughput / best fixed ({r['best_fixed_runs_per_s']:.0f} runs/s): "
-        f"{auto['runs_per_s'] / r['best_fixed_runs_per_s']:.2f}; time to >= 0.8 x best fixed "
-        f"(1 s window): {reached if reached is not None else 'not reached'} s (target <= 5 s); "
-        f"replicas reached {peak} at {first} s; errors "
-        f"{sum(r[k]['errors'] for k in r if isinstance(r[k], dict) and 'errors' in r[k])}"
+        f"\nautoscaled throughput (whole run, ramp-up included) / best fixed "
+        f"({r['best_fixed_runs_per_s']:.0f} runs/s): "
+        f"{auto['runs_per_s'] / r['best_fixed_runs_per_s']:.2f}, after {STEADY_FROM_S:g} s: "
+        f"{r['auto_steady_runs_per_s'] / r['best_fixed_runs_per_s']:.2f}; time to >= 0.8 x best fixed "
+        f"(1 s window) per round: {', '.join('never' if t is None else f'{t} s' for t in reached)}"
+        f" (target <= 5 s); replicas reached per round: "
+        f"{', '.join(f'{p} at {t} s' for p, t in peaks)}; errors {errors}"
     )
 
 
