@@ -27,7 +27,7 @@ from matterhub import Client
 from matterhub.client.describe import describe_files
 from matterhub.client.errors import ClientError
 
-MODULE = '''"""A CPU-bound servable: a 300 x 300 matrix product (about 5 ms on one core)."""
+MODULE = '''"""A CPU-bound servable: a 300 x 300 matrix product (a few ms on one core)."""
 
 import os
 

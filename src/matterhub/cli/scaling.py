@@ -82,8 +82,11 @@ def workers(
 ) -> None:
     """A servable's workers: state, calls, p50/p99, memory, per running version."""
     try:
-        with Client.from_config(profile) as client:
+        client = Client.from_config(profile)
+        try:
             view = client.servable_workers(name)
+        finally:
+            client.close()
     except (ClientError, ValueError, MatterHubError) as exc:
         raise _fail(exc) from None
     if as_json:
@@ -117,7 +120,8 @@ def scale(
 ) -> None:
     """Set a servable's replica bounds while it serves (owners and admins)."""
     try:
-        with Client.from_config(profile) as client:
+        client = Client.from_config(profile)
+        try:
             view = client.scale_servable(
                 name,
                 min_replicas=min_replicas,
@@ -126,6 +130,8 @@ def scale(
                 target_p50_ms=target_p50_ms,
                 target_p99_ms=target_p99_ms,
             )
+        finally:
+            client.close()
     except (ClientError, ValueError, MatterHubError) as exc:
         raise _fail(exc) from None
     if as_json:
