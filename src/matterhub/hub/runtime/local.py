@@ -325,9 +325,19 @@ class _Pool:
         self.latency = LatencyWindow()  # end to end, queue included
         self.lanes: weakref.WeakKeyDictionary[Any, Lane] = weakref.WeakKeyDictionary()
 
+    def flight(self, calls: int) -> None:
+        """Count calls going onto (or, negative, coming off) a worker (threads and the loop)."""
+        with self.cond:
+            self.in_flight += calls
+
     def waiting(self) -> int:
         """Calls waiting for a worker: queued in lanes and held by blocked callers."""
-        return self.queued + sum(lane.pending for lane in list(self.lanes.values()))
+        for _ in range(3):  # the lanes may change under this (another thread) read
+            try:
+                return self.queued + sum(lane.pending for lane in list(self.lanes.values()))
+            except RuntimeError:
+                continue
+        return self.queued
 
 
 class LocalExecutor(Executor):
@@ -364,7 +374,7 @@ class LocalExecutor(Executor):
         began = time.perf_counter()
         worker = self._acquire(pool, len(calls))
         healthy = False
-        pool.in_flight += len(calls)
+        pool.flight(len(calls))
         try:
             if not calls:
                 healthy = True
@@ -383,7 +393,7 @@ class LocalExecutor(Executor):
             healthy = not reply.get("recycle")
             return [CallResult.from_reply(r) for r in reply["results"]]
         finally:
-            pool.in_flight -= len(calls)
+            pool.flight(-len(calls))
             if spec.files:
                 shutil.rmtree(worker.scratch / "inputs", ignore_errors=True)
             self._release(pool, worker, healthy=healthy)
@@ -418,7 +428,7 @@ class LocalExecutor(Executor):
         if worker is None:
             worker = await in_thread(self._acquire, pool, len(calls))
         healthy = False
-        pool.in_flight += len(calls)
+        pool.flight(len(calls))
         try:
             sent = time.perf_counter()
             reply = await worker.call_async(calls, debug)
@@ -426,7 +436,7 @@ class LocalExecutor(Executor):
             healthy = not reply.get("recycle")
             return [CallResult.from_reply(r) for r in reply["results"]]
         finally:
-            pool.in_flight -= len(calls)
+            pool.flight(-len(calls))
             if healthy and worker.alive():
                 self._release(pool, worker, healthy=True)
             else:  # killing waits for the process: not on the event loop
