@@ -6,6 +6,7 @@ sandboxed workers, its autoscaler on short intervals (settings) so replicas move
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,14 @@ import time
 def slow(x: float) -> float:
     """Wait a fifth of a second (a call that holds its worker), then return the input."""
     time.sleep(0.2)
+    return x
+
+
+def spin(x: float) -> float:
+    """Compute for a tenth of a second (a CPU-bound call), then return the input."""
+    until = time.perf_counter() + 0.1
+    while time.perf_counter() < until:
+        pass
     return x
 '''
 
@@ -85,6 +94,16 @@ def test_the_policy_adds_at_once_and_retires_after_the_idle_delay() -> None:
     slow = Bounds(min_replicas=0, max_replicas=4, target_queue=10.0, target_p99_ms=100.0)
     assert policy.decide("w", slow, Observation(2, 2, 1, p50_ms=90, p99_ms=250), now=0.0) == 3
     assert policy.decide("w", slow, Observation(2, 2, 0, p50_ms=90, p99_ms=250), now=0.1) == 2
+    # CPU-bound calls on a machine's cores: no more replicas than cores (demand asks for 4);
+    # unmeasured, no growth past the cores; I/O-bound or elsewhere (Ray: no cores), uncapped.
+    wide = Bounds(min_replicas=0, max_replicas=4, target_queue=1.0)
+    assert policy.needed(wide, Observation(2, 2, 6, cpu_bound=True, cores=2)) == 2
+    assert policy.needed(wide, Observation(3, 3, 5, cpu_bound=True, cores=2)) == 2
+    assert policy.needed(wide, Observation(1, 1, 7, cpu_bound=None, cores=2)) == 2
+    assert policy.needed(wide, Observation(3, 3, 5, cpu_bound=None, cores=2)) == 3
+    assert policy.needed(wide, Observation(1, 1, 7, cpu_bound=False, cores=2)) == 4
+    assert policy.needed(wide, Observation(1, 1, 7, cpu_bound=True, cores=None)) == 4
+    assert policy.needed(Bounds(3, 4), Observation(1, 1, 7, cpu_bound=True, cores=2)) == 3
     # Lowered bounds take effect at once.
     assert policy.decide("v", Bounds(0, 2), Observation(4, 0, 0), now=6.2) == 2
 
@@ -167,11 +186,12 @@ def scaling_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     )
     for hub in start_hub(settings):
         path = write_module(root / "src" / "slow", "slowmod", SLOW_SOURCE)
-        description = describe_function(import_function(path, "slow"), "slow")
-        description.set_title("Slow").set_creators(["Doe, Jane"]).set_example(1.0, 1.0)
-        description.document["servable"]["options"] = {"memoize": False}
-        build = hub.client("alice").publish_servable(description, wait=True, timeout=300)
-        assert build["status"] == "succeeded", build["log"]
+        for name in ("slow", "spin"):
+            description = describe_function(import_function(path, name), name)
+            description.set_title(name.title()).set_creators(["Doe, Jane"]).set_example(1.0, 1.0)
+            description.document["servable"]["options"] = {"memoize": False}
+            build = hub.client("alice").publish_servable(description, wait=True, timeout=300)
+            assert build["status"] == "succeeded", build["log"]
         yield hub
 
 
@@ -229,6 +249,7 @@ def test_the_autoscaler_adds_replicas_under_load_and_retires_idle_ones(scaling_h
         lambda: (p := _pool(scaling_hub)) and len(_live(p)) == 3 and p, 20, "3 replicas"
     )
     assert busy["target"] == 3 and busy["bounds"]["max_replicas"] == 3
+    assert busy["cpu_bound"] is False  # it sleeps: more replicas than cores are fine
     outputs = join()
     assert sorted(set(outputs)) == [float(i) for i in range(6)]
 
@@ -271,7 +292,30 @@ def test_bounds_set_while_serving_take_effect(scaling_hub: Hub) -> None:
     until = time.monotonic() + 1.0  # the load goes on: the pool stays at one
     while time.monotonic() < until:
         pool = _pool(scaling_hub)
-        seen.append((pool["replicas"], pool["in_flight"]) if pool else (0, 0))
+        seen.append((pool["replicas"], len(_live(pool))) if pool else (0, 0))
         time.sleep(0.05)
     assert join()
-    assert max(r for r, _ in seen) == 1 and max(f for _, f in seen) == 1
+    assert max(r for r, _ in seen) == 1 and max(w for _, w in seen) == 1
+
+
+def test_cpu_bound_calls_get_no_more_replicas_than_cores(scaling_hub: Hub) -> None:
+    alice = scaling_hub.client("alice")
+    cores = len(os.sched_getaffinity(0))
+    alice.scale_servable("alice/spin", min_replicas=0, max_replicas=3, target_queue=0.0)
+    assert alice.run("alice/spin", 1.0) == 1.0
+    join = _load(alice, "alice/spin", threads=6, seconds=4.0)
+    measured = _wait_for(
+        lambda: (p := _pool(scaling_hub, "alice/spin")) and p["cpu_bound"] is True and p,
+        20,
+        "measured CPU-bound",
+    )
+    replicas = []
+    until = time.monotonic() + 1.5
+    while time.monotonic() < until:
+        pool = _pool(scaling_hub, "alice/spin")
+        replicas.append(pool["replicas"] if pool else 0)
+        time.sleep(0.1)
+    assert len(join()) > 6
+    assert measured["bounds"]["max_replicas"] == 3
+    # Demand asks for 3 (6 callers, no queue allowed); the cores cap it (2 on CI machines).
+    assert max(replicas) <= max(1, min(cores, 3)) and min(replicas) >= 1

@@ -10,6 +10,10 @@ Policy, per version:
 - a replica should carry one call and at most `target_queue` waiting ones, so the replicas
   needed are ceil(demand / (1 + target_queue)); a latency target (p50 or p99 ms over the last
   few seconds) above its goal while calls wait asks for one more replica than there are;
+- where replicas share this machine's cores (the local executor) and their calls are CPU-bound
+  (each busy worker runs or waits for a core most of the time: /proc schedstat), no more
+  replicas than cores — more would only queue for the CPU; while that is not yet measured, no
+  growth past the cores; I/O-bound calls (waiting on anything but the CPU) are not capped;
 - up at once, to at most `max_replicas`; down only after the pool needed fewer replicas than
   it has for `scale_down_idle_s`, and never below `min_replicas` (those are kept warm).
 """
@@ -145,6 +149,10 @@ class Observation:
     waiting: int = 0  # calls queued for a replica
     p50_ms: float | None = None  # recent end-to-end latency (queue included)
     p99_ms: float | None = None
+    # Whether busy replicas each want a whole core (None: not measured yet), and the cores
+    # they share; None where replicas do not share this machine's cores (Ray).
+    cpu_bound: bool | None = None
+    cores: int | None = None
 
 
 class Autoscaler:
@@ -169,6 +177,10 @@ class Autoscaler:
         )
         if slow and seen.waiting > 0:
             want = max(want, seen.replicas + 1)
+        if seen.cores and seen.cpu_bound is not False:
+            # CPU-bound replicas past the cores only queue for them (and slow every call):
+            # at most one per core, or no more than there are until it is measured.
+            want = min(want, seen.cores if seen.cpu_bound else max(seen.cores, seen.replicas))
         return max(bounds.min_replicas, min(bounds.max_replicas, want))
 
     def decide(self, key: str, bounds: Bounds, seen: Observation, now: float) -> int:

@@ -44,7 +44,7 @@ from matterhub.hub.runtime.base import (
     in_thread,
 )
 from matterhub.hub.runtime.lanes import Lane, lane_for
-from matterhub.hub.runtime.view import PoolView, WorkerView, tree_memory
+from matterhub.hub.runtime.view import PoolView, WorkerView, tree_cpu_ns, tree_memory
 from matterhub.sandbox import Sandbox, View, kill
 
 __all__ = ["LocalExecutor"]
@@ -323,6 +323,10 @@ class _Pool:
         self.last_used = time.monotonic()
         self.restarts = 0
         self.latency = LatencyWindow()  # end to end, queue included
+        self.cpu_seen: dict[str, int] = {}  # worker id → CPU run + wait ns at cpu_at
+        self.cpu_at: float | None = None
+        self.cpu_busy = 0  # busy workers at cpu_at
+        self.cpu_bound: bool | None = None
         self.lanes: weakref.WeakKeyDictionary[Any, Lane] = weakref.WeakKeyDictionary()
 
     def flight(self, calls: int) -> None:
@@ -360,6 +364,7 @@ class LocalExecutor(Executor):
         self.max_workers = max_workers
         self.idle_s = idle_s
         self._pools: dict[str, _Pool] = {}
+        self._cores = len(os.sched_getaffinity(0))
         self._lock = threading.Lock()
         self._closed = threading.Event()
         scratch_dir.mkdir(parents=True, exist_ok=True)
@@ -623,11 +628,41 @@ class LocalExecutor(Executor):
         seen = {}
         for key, pool in pools.items():
             p50, p99 = pool.latency.percentiles()
+            self._measure_cpu(pool)
             seen[key] = (
                 pool.spec.scaling,
-                Observation(pool.target, pool.in_flight, pool.waiting(), p50, p99),
-            )
+                Observation(
+                    pool.target, pool.in_flight, pool.waiting(), p50, p99,
+                    cpu_bound=pool.cpu_bound, cores=self._cores,
+                ),
+            )  # fmt: skip
         return seen
+
+    @staticmethod
+    def _measure_cpu(pool: _Pool) -> None:
+        """Whether the pool's busy workers each ran on or waited for a core most of the time.
+
+        Over the time since the last look: above 0.6 of a core per busy worker is CPU-bound,
+        below 0.25 is not (it waits on something else: I/O, sleep), in between keeps the last
+        verdict. Only a look with workers busy at both ends counts, and workers not seen at the
+        last look (just started) are left out.
+        """
+        now = time.monotonic()
+        with pool.cond:
+            live = list(pool.live)
+            busy = len(live) - len(pool.idle)
+        totals = {w.id: tree_cpu_ns(w.proc.pid) for w in live if w.alive()}
+        before, since, was_busy = pool.cpu_seen, pool.cpu_at, pool.cpu_busy
+        pool.cpu_seen, pool.cpu_at, pool.cpu_busy = totals, now, busy
+        busy = min(busy, was_busy)  # judged only over a look busy from start to end
+        if since is None or busy <= 0 or now <= since:
+            return
+        used = sum(ns - before[k] for k, ns in totals.items() if k in before) / 1e9
+        share = used / (now - since) / busy
+        if share >= 0.6:
+            pool.cpu_bound = True
+        elif share <= 0.25:
+            pool.cpu_bound = False
 
     def resize(self, key: str, replicas: int) -> None:
         """Move a pool's target: start workers up to it, retire idle ones past it.
@@ -700,6 +735,7 @@ class LocalExecutor(Executor):
                     p50_ms=p50,
                     p99_ms=p99,
                     restarts=pool.restarts,
+                    cpu_bound=pool.cpu_bound,
                     workers=rows,
                 )
             )

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PoolView", "WorkerView", "process_tree", "tree_memory"]
+__all__ = ["PoolView", "WorkerView", "process_tree", "tree_cpu_ns", "tree_memory"]
 
 _PROC = Path("/proc")
 
@@ -50,6 +50,7 @@ class PoolView:
     p50_ms: float | None = None
     p99_ms: float | None = None
     restarts: int = 0
+    cpu_bound: bool | None = None  # busy workers each want a core (None: not measured)
     workers: list[WorkerView] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
@@ -99,6 +100,18 @@ def tree_memory(pid: int, marker: str = "worker.py") -> tuple[int | None, int | 
             if marker.encode() in (_PROC / str(member) / "cmdline").read_bytes():
                 inner = member
     return sum(_rss(p) for p in tree), inner
+
+
+def tree_cpu_ns(pid: int) -> int:
+    """Nanoseconds `pid`'s tree ran on or waited for a CPU (every thread; /proc schedstat)."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for task in (_PROC / str(member) / "task").iterdir():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    fields = (task / "schedstat").read_text().split()
+                    total += int(fields[0]) + int(fields[1])
+    return total
 
 
 def own_memory() -> int:
