@@ -54,6 +54,7 @@ def workers_table(view: dict[str, Any]) -> list[Table]:
             f"(target {pool['target']}), {pool['in_flight']} running, "
             f"{pool['queue_depth']} waiting, p50 {_ms(pool['p50_ms'])} ms, "
             f"p99 {_ms(pool['p99_ms'])} ms"
+            + ("; CPU-bound: at most one replica per core" if pool.get("cpu_bound") else "")
         )
         table = Table(
             "worker", "state", "calls", "p50 ms", "p99 ms", "MiB", "pid", "up s", title=title
