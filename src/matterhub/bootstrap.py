@@ -31,6 +31,8 @@ from matterhub.hub.access import AccessRequests
 from matterhub.hub.cache import ResultCache
 from matterhub.hub.inputs import InputFiles
 from matterhub.hub.runtime import RunLimits, RunService, open_executor
+from matterhub.hub.runtime.autoscale import Autoscaler, ScalingDefaults
+from matterhub.hub.runtime.scaling import ScalingService
 from matterhub.hub.sources import SourceFetcher
 from matterhub.hub.tasks import TaskService
 from matterhub.jobs import JobQueue
@@ -67,6 +69,7 @@ class Services:
     tasks: TaskService = field(repr=False)
     sessions: SessionService = field(repr=False)
     access: AccessRequests = field(repr=False)
+    scaling: ScalingService = field(repr=False)
     sandbox: Sandbox = field(repr=False, default_factory=Sandbox)
 
     def start(self) -> None:
@@ -205,6 +208,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
             secret=secret,
             base_url=settings.base_url,
         ),
+        scaling=ScalingService(catalog, policy, runs),
         sandbox=sandbox,
     )
 
@@ -261,7 +265,20 @@ def _runs(
         idle_s=settings.hub_worker_idle_s,
         inputs_dir=settings.data_dir / "hub" / "inputs",
     )
-    limits = RunLimits(worker=sandbox.maxima)
+    limits = RunLimits(
+        worker=sandbox.maxima,
+        scaling=ScalingDefaults(
+            max_replicas_cap=settings.hub_max_replicas,
+            min_replicas=min(settings.hub_default_min_replicas, settings.hub_max_replicas),
+            max_replicas=min(settings.hub_default_max_replicas, settings.hub_max_replicas),
+            target_queue=settings.hub_target_queue,
+        ),
+    )
+    if settings.hub_autoscale:
+        executor.autoscale(
+            Autoscaler(scale_down_idle_s=settings.hub_scale_down_idle_s),
+            interval_s=settings.hub_autoscale_interval_s,
+        )
     files = InputFiles(
         settings.data_dir / "hub" / "inputs",
         max_bytes=settings.hub_max_input_bytes,

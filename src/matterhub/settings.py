@@ -359,6 +359,51 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds an idle servable worker stays warm before it is stopped.",
     )
+    hub_max_replicas: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Cap on replicas (workers or Ray actors) per servable version; owners may "
+        "set `max_replicas` up to it.",
+    )
+    hub_default_min_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="Replicas kept warm per servable when neither its document nor its owner "
+        "sets `min_replicas` (0: the last worker stops after `hub_worker_idle_s`).",
+    )
+    hub_default_max_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Replicas per servable at most when neither its document (`replicas` or "
+        "`max_replicas`) nor its owner sets `max_replicas` (clamped to `hub_max_replicas`).",
+    )
+    hub_target_queue: float = Field(
+        default=1.0,
+        ge=0,
+        le=1000,
+        description="Default autoscaling target: waiting calls per replica before the "
+        "autoscaler adds one (a servable may set its own `target_queue`).",
+    )
+    hub_autoscale: bool = Field(
+        default=True,
+        description="Run the autoscaler: replicas follow demand within each servable's bounds "
+        "(off: a pool grows to `max_replicas` as calls need workers and never shrinks early).",
+    )
+    hub_autoscale_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="Seconds between the autoscaler's looks at each servable's pool.",
+    )
+    hub_scale_down_idle_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds a pool must need fewer replicas than it has before the autoscaler "
+        "retires idle ones (never below `min_replicas`).",
+    )
     hub_results_ttl_s: float = Field(
         default=7 * 86400.0,
         gt=0,

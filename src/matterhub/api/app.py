@@ -14,6 +14,7 @@ from matterhub.api.routes import access_requests, accounts, connect, globus, hea
 from matterhub.api.routes import datasets as dataset_routes
 from matterhub.api.routes import pid as pid_routes
 from matterhub.api.routes import runs as run_routes
+from matterhub.api.routes import scaling as scaling_routes
 from matterhub.api.routes import servables as servable_routes
 from matterhub.bootstrap import Services, build_services
 from matterhub.settings import Settings
@@ -65,6 +66,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(connect.router)
     app.include_router(servable_routes.router)
     app.include_router(access_requests.router)
+    app.include_router(scaling_routes.router)
     app.include_router(schemas.router)
     app.include_router(pages.router)
     return app

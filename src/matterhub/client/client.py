@@ -9,6 +9,7 @@ from matterhub.client.config import client_from_config
 from matterhub.client.connect import ConnectMethods
 from matterhub.client.datasets import DatasetMethods
 from matterhub.client.runs import RunMethods
+from matterhub.client.scaling import ScalingMethods
 from matterhub.client.servables import ServableMethods
 
 if TYPE_CHECKING:
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 
-class Client(DatasetMethods, ConnectMethods, ServableMethods, RunMethods, AccessMethods):
+class Client(
+    DatasetMethods, ConnectMethods, ServableMethods, RunMethods, AccessMethods, ScalingMethods
+):
     """A MatterHub client: `Client("http://localhost:8000", token=None, transport=…)`.
 
     Anonymous when `token` is None (public data only). Retries connection errors and 5xx

@@ -82,6 +82,7 @@ class RuntimeSpec:
     files_dir: Path
     document_path: Path
     document: dict[str, Any]
+    scaling: dict[str, Any] | None = None  # the owner's replica bounds (Servable.scaling)
 
 
 class ServableService:
@@ -485,6 +486,7 @@ class ServableService:
                 files_dir=where / "files",
                 document_path=where / "document.json",
                 document=chosen.document,
+                scaling=dict(servable.scaling or {}),
             )
 
     def search(self, identity: Identity, query: SearchQuery) -> tuple[int, list[dict[str, Any]]]:

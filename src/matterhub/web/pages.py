@@ -11,6 +11,7 @@ from matterhub.web import (
     admin,
     auth,
     datasets,
+    scaling,
     search,
     servable_sources,
     servables,
@@ -47,5 +48,15 @@ def static(name: str) -> Response:
     )
 
 
-for _module in (auth, search, datasets, servables, servable_sources, access, submit, admin):
+for _module in (
+    auth,
+    search,
+    datasets,
+    servables,
+    servable_sources,
+    scaling,
+    access,
+    submit,
+    admin,
+):
     router.include_router(_module.router)

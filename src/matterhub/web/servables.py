@@ -31,6 +31,7 @@ from matterhub.hub import SearchQuery
 from matterhub.hub.runtime import RunRequest
 from matterhub.web.access import access_block
 from matterhub.web.render import PageRoute, page
+from matterhub.web.scaling import workers_section
 from matterhub.web.servable_view import result_view, servable_view, summarize_servable
 from matterhub.web.sessions import CurrentSession, WebSession, require_csrf
 
@@ -117,7 +118,7 @@ def _run_block(
     return {"ok": True, "why": None, "signin": False}
 
 
-def _servable_page(
+def servable_page(
     request: Request,
     session: WebSession,
     services: Services,
@@ -127,6 +128,7 @@ def _servable_page(
     version: str | None = None,
     attempt: dict[str, Any] | None = None,
     status_code: int = 200,
+    workers_error: dict[str, Any] | None = None,
 ) -> Response:
     identity = session.identity
     ref = f"{owner}/{name}"
@@ -144,6 +146,7 @@ def _servable_page(
     context["access"] = access_block(services, identity, owner, ref, can_run)
     context["version_param"] = version or ""
     context["attempt"] = attempt
+    context["workers"] = workers_section(services, identity, ref, workers_error)
     return page(request, session, "servable.html", context, status_code=status_code)
 
 
@@ -177,7 +180,7 @@ def servable(
     version: str | None = None,
 ) -> Response:
     """A servable: what it does, its types, example, versions, rights, how to call it, try it."""
-    return _servable_page(request, session, services, owner, name, version=version or None)
+    return servable_page(request, session, services, owner, name, version=version or None)
 
 
 def _parse_json(text: str, field: str) -> Any:
@@ -233,7 +236,7 @@ async def try_it(
         return JSONResponse(result)
     attempt = {"form": form, "result": result}
     return await run_in_threadpool(
-        _servable_page, request, session, services, owner, name,
+        servable_page, request, session, services, owner, name,
         version=version or None, attempt=attempt, status_code=status,
     )  # fmt: skip
 

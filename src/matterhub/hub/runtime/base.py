@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from matterhub.core.errors import ExecutorError
+from matterhub.hub.runtime.autoscale import Autoscaler, Bounds, Observation, ScaleLoop
+from matterhub.hub.runtime.view import PoolView
 from matterhub.sandbox import Limits
 
 __all__ = [
@@ -47,10 +49,11 @@ class WorkerSpec:
     files_dir: Path
     document_path: Path
     env_dir: Path
-    replicas: int = 1
+    replicas: int = 1  # at most (the pool's current count is the autoscaler's)
     limits: Limits = field(default_factory=Limits)  # what applied: the request within the maxima
     threads: int = 1
     files: bool = False  # the input declares a file: staged files are copied into the scratch
+    scaling: Bounds = field(default_factory=Bounds)  # replica bounds and targets
 
     @property
     def timeout_s(self) -> float:
@@ -155,6 +158,42 @@ class Executor(ABC):
     @abstractmethod
     def stats(self) -> dict[str, Any]:
         """Workers per servable version, for the health page and tests."""
+
+    # scaling (autoscale.py) --------------------------------------------------------------------
+
+    _scaler: ScaleLoop | None = None
+
+    def observe(self) -> dict[str, tuple[Bounds, Observation]]:
+        """Per version with a pool: its bounds and what it is doing now."""
+        return {}
+
+    def resize(self, key: str, replicas: int) -> None:
+        """Give version `key`'s pool `replicas` replicas (started or retired in the background)."""
+        return None
+
+    def apply(self, spec: WorkerSpec) -> None:
+        """Take `spec`'s bounds for its pool now, creating the pool (min_replicas start warm)."""
+        return None
+
+    def workers(self, keys: Sequence[str]) -> list[PoolView]:
+        """The pools of versions `keys` that exist, with their workers."""
+        return []
+
+    def autoscale(self, policy: Autoscaler, *, interval_s: float) -> None:
+        """Start scaling pools by `policy` every `interval_s` (stopped by `close`)."""
+        if self._scaler is None:
+            self._scaler = ScaleLoop(
+                self.observe, self.resize, policy, interval_s=interval_s
+            ).start()
+
+    def _first_target(self, bounds: Bounds) -> int:
+        """A new pool's replica count: its minimum with the autoscaler, else its maximum."""
+        return max(1, bounds.min_replicas if self._scaler is not None else bounds.max_replicas)
+
+    def _stop_scaling(self) -> None:
+        if self._scaler is not None:
+            self._scaler.stop()
+            self._scaler = None
 
     @abstractmethod
     def close(self) -> None:

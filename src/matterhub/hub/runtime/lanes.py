@@ -45,6 +45,7 @@ class Lane:
 
     waiting: deque[Waiting] = field(default_factory=deque)
     drainers: int = 0
+    pending: int = 0  # calls waiting (read by the autoscaler from another thread)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def submit(
@@ -54,6 +55,7 @@ class Lane:
         loop = asyncio.get_running_loop()
         entry = Waiting(calls, debug, loop.create_future())
         self.waiting.append(entry)
+        self.pending += len(calls)
         if self.drainers < max(1, replicas):
             self.drainers += 1
             task = loop.create_task(self._drain(exchange))
@@ -68,11 +70,12 @@ class Lane:
         while self.waiting:
             entry = self.waiting[0]
             if entry.future.done():  # its caller went away
-                self.waiting.popleft()
+                self.pending -= len(self.waiting.popleft().calls)
                 continue
             if batch and (entry.debug != batch[0].debug or count + len(entry.calls) > FRAME_CALLS):
                 break
             batch.append(self.waiting.popleft())
+            self.pending -= len(entry.calls)
             count += len(entry.calls)
         return batch
 

@@ -1,6 +1,7 @@
 """LocalExecutor: warm worker processes per servable version, sandboxed, pooled and recycled.
 
-Each ready version gets a pool of up to `replicas` workers, started lazily from the version's own
+Each ready version gets a pool of up to `target` workers (the autoscaler moves it within the
+version's bounds, autoscale.py), started lazily or ahead of calls from the version's own
 interpreter (`sandbox.py` builds the command, `worker.py` runs inside). A call takes an idle
 worker, sends one frame and waits for one frame with a deadline; a worker that dies or overruns
 is killed and dropped, and the next call starts a fresh one. Idle workers are evicted after
@@ -32,6 +33,7 @@ import orjson
 
 from matterhub.core.errors import ExecutorError
 from matterhub.hub.inputs import localize
+from matterhub.hub.runtime.autoscale import Bounds, LatencyWindow, Observation
 from matterhub.hub.runtime.base import (
     Call,
     CallResult,
@@ -42,6 +44,7 @@ from matterhub.hub.runtime.base import (
     in_thread,
 )
 from matterhub.hub.runtime.lanes import Lane, lane_for
+from matterhub.hub.runtime.view import PoolView, WorkerView, tree_cpu_ns, tree_memory
 from matterhub.sandbox import Sandbox, View, kill
 
 __all__ = ["LocalExecutor"]
@@ -54,6 +57,8 @@ _LOAD_TIMEOUT_S = 300.0
 _PIPE_BYTES = 60 * 1024  # frames up to this size are written from the event loop (pipe: 64 KiB)
 _counter = itertools.count(1)
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-worker-spawn")
+# Workers the autoscaler starts ahead of calls: waiting for them to load is not on a call's path.
+_GROWER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hub-worker-grow")
 
 
 class _Worker:
@@ -71,6 +76,10 @@ class _Worker:
         self.log_path = scratch.with_suffix(".log")
         self.killed_for: str | None = None
         self.last_used = time.monotonic()
+        self.started_at = time.time()
+        self.calls = 0
+        self.latency = LatencyWindow(512)
+        self.id = scratch.name
         self.max_reply = spec.limits.output_mb * 1024 * 1024
         started = time.perf_counter()
         inner = [
@@ -295,16 +304,44 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class _Pool:
-    """The workers of one version: idle ones ready, a count of all, a condition to wait on."""
+    """The workers of one version: idle ones ready, a count of all, a condition to wait on.
+
+    `target` is how many workers the pool may have now (the autoscaler moves it within the
+    spec's bounds); a call finding none idle starts one while `count < target`, else waits.
+    """
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
         self.idle: list[_Worker] = []
-        self.count = 0
+        self.live: set[_Worker] = set()  # every started worker, idle or busy
+        self.count = 0  # started or starting
+        self.starting = 0
+        self.target = max(1, spec.scaling.min_replicas)
+        self.in_flight = 0  # calls on a worker now
+        self.queued = 0  # calls whose caller waits for a worker
         self.cond = threading.Condition()
         self.last_used = time.monotonic()
         self.restarts = 0
+        self.latency = LatencyWindow()  # end to end, queue included
+        self.cpu_seen: dict[str, int] = {}  # worker id → CPU run + wait ns at cpu_at
+        self.cpu_at: float | None = None
+        self.cpu_busy = 0  # busy workers at cpu_at
+        self.cpu_bound: bool | None = None
         self.lanes: weakref.WeakKeyDictionary[Any, Lane] = weakref.WeakKeyDictionary()
+
+    def flight(self, calls: int) -> None:
+        """Count calls going onto (or, negative, coming off) a worker (threads and the loop)."""
+        with self.cond:
+            self.in_flight += calls
+
+    def waiting(self) -> int:
+        """Calls waiting for a worker: queued in lanes and held by blocked callers."""
+        for _ in range(3):  # the lanes may change under this (another thread) read
+            try:
+                return self.queued + sum(lane.pending for lane in list(self.lanes.values()))
+            except RuntimeError:
+                continue
+        return self.queued
 
 
 class LocalExecutor(Executor):
@@ -327,6 +364,7 @@ class LocalExecutor(Executor):
         self.max_workers = max_workers
         self.idle_s = idle_s
         self._pools: dict[str, _Pool] = {}
+        self._cores = len(os.sched_getaffinity(0))
         self._lock = threading.Lock()
         self._closed = threading.Event()
         scratch_dir.mkdir(parents=True, exist_ok=True)
@@ -338,8 +376,10 @@ class LocalExecutor(Executor):
     ) -> list[CallResult]:
         """Run `calls` on one warm worker of `spec` (started if none is idle)."""
         pool = self._pool(spec)
-        worker = self._acquire(pool)
+        began = time.perf_counter()
+        worker = self._acquire(pool, len(calls))
         healthy = False
+        pool.flight(len(calls))
         try:
             if not calls:
                 healthy = True
@@ -352,10 +392,13 @@ class LocalExecutor(Executor):
                 ]
                 if inbox.exists():
                     self.sandbox.give(inbox, worker.uid)
+            sent = time.perf_counter()
             reply = worker.call(calls, debug)
+            self._served(pool, worker, len(calls), began, sent)
             healthy = not reply.get("recycle")
             return [CallResult.from_reply(r) for r in reply["results"]]
         finally:
+            pool.flight(-len(calls))
             if spec.files:
                 shutil.rmtree(worker.scratch / "inputs", ignore_errors=True)
             self._release(pool, worker, healthy=healthy)
@@ -371,11 +414,15 @@ class LocalExecutor(Executor):
         if spec.files or not calls:
             return await super().run_async(spec, calls, debug=debug)
         pool = self._pool(spec)
+        began = time.perf_counter()
 
         async def exchange(batch: list[Call], debug: bool) -> list[CallResult]:
             return await self._exchange(pool, batch, debug)
 
-        return await lane_for(pool.lanes).submit(list(calls), debug, spec.replicas, exchange)
+        lane = lane_for(pool.lanes)
+        results = await lane.submit(list(calls), debug, max(1, pool.target), exchange)
+        pool.latency.add((time.perf_counter() - began) * 1000.0)
+        return results
 
     async def _exchange(self, pool: _Pool, calls: list[Call], debug: bool) -> list[CallResult]:
         """One frame on one worker of `pool`: an idle one at once, else wait in a thread."""
@@ -384,17 +431,32 @@ class LocalExecutor(Executor):
             if pool.idle and not self._closed.is_set():
                 worker = pool.idle.pop()
         if worker is None:
-            worker = await in_thread(self._acquire, pool)
+            worker = await in_thread(self._acquire, pool, len(calls))
         healthy = False
+        pool.flight(len(calls))
         try:
+            sent = time.perf_counter()
             reply = await worker.call_async(calls, debug)
+            self._served(pool, worker, len(calls), None, sent)
             healthy = not reply.get("recycle")
             return [CallResult.from_reply(r) for r in reply["results"]]
         finally:
+            pool.flight(-len(calls))
             if healthy and worker.alive():
                 self._release(pool, worker, healthy=True)
             else:  # killing waits for the process: not on the event loop
                 await in_thread(self._release, pool, worker, healthy=False)
+
+    @staticmethod
+    def _served(pool: _Pool, worker: _Worker, calls: int, began: float | None, sent: float) -> None:
+        """Count a frame's calls on its worker and record their latencies."""
+        now = time.perf_counter()
+        worker.calls += calls
+        frame_ms = (now - sent) * 1000.0
+        for _ in range(min(calls, 64)):
+            worker.latency.add(frame_ms)
+            if began is not None:  # the lane path records its own, queue included
+                pool.latency.add((now - began) * 1000.0)
 
     def warm(self, spec: WorkerSpec) -> float:
         """Start a worker now (cold start); returns its start-up seconds."""
@@ -406,40 +468,97 @@ class LocalExecutor(Executor):
     def _pool(self, spec: WorkerSpec) -> _Pool:
         with self._lock:
             pool = self._pools.get(spec.key)
+            fresh = pool is None
             if pool is None:
                 pool = self._pools[spec.key] = _Pool(spec)
-            pool.spec = spec  # replicas and limits follow the latest document
+                pool.target = self._first_target(spec.scaling)
+            elif pool.spec.scaling != spec.scaling:
+                self._bound(pool, spec.scaling, fixed=self._scaler is None)
+            pool.spec = spec  # bounds and limits follow the latest document and settings
             pool.last_used = time.monotonic()
-            return pool
+        if fresh and spec.scaling.min_replicas > 0:
+            self._grow(pool)
+        return pool
 
-    def _acquire(self, pool: _Pool) -> _Worker:
+    @staticmethod
+    def _bound(pool: _Pool, bounds: Bounds, *, fixed: bool) -> None:
+        """Keep the pool's target within new bounds (the autoscaler moves it from there;
+        without one, `fixed`, the pool may grow to the maximum)."""
+        with pool.cond:
+            current = bounds.max_replicas if fixed else pool.target
+            pool.target = max(bounds.min_replicas, min(current, bounds.max_replicas), 1)
+            pool.cond.notify_all()
+
+    def _acquire(self, pool: _Pool, calls: int = 0) -> _Worker:
         if self._closed.is_set():
             raise ExecutorError("the executor is stopped")
         with pool.cond:
-            while not pool.idle and pool.count >= max(1, pool.spec.replicas):
-                pool.cond.wait()
+            pool.queued += calls
+            try:
+                while not pool.idle and pool.count >= max(1, pool.target):
+                    pool.cond.wait()
+            finally:
+                pool.queued -= calls
             if pool.idle:
                 return pool.idle.pop()
             pool.count += 1
+            pool.starting += 1
+        return self._start(pool)
+
+    def _start(self, pool: _Pool) -> _Worker:
+        """A new worker for `pool`, whose count already includes it."""
         self._make_room(pool)
         try:
             scratch = self.scratch_dir / f"{pool.spec.key[:12]}-{os.getpid()}-{next(_counter)}"
-            return _Worker(pool.spec, self.sandbox, scratch)
+            worker = _Worker(pool.spec, self.sandbox, scratch)
         except BaseException:
             with pool.cond:
                 pool.count -= 1
+                pool.starting -= 1
                 pool.cond.notify()
             raise
+        with pool.cond:
+            pool.starting -= 1
+            pool.live.add(worker)
+        return worker
+
+    def _grow(self, pool: _Pool) -> None:
+        """Start workers ahead of calls until the pool has `target` (in the background)."""
+        with pool.cond:
+            more = max(0, pool.target - pool.count)
+            pool.count += more
+            pool.starting += more
+        for _ in range(more):
+            _GROWER.submit(self._grow_one, pool)
+
+    def _grow_one(self, pool: _Pool) -> None:
+        if self._closed.is_set():
+            with pool.cond:
+                pool.count -= 1
+                pool.starting -= 1
+            return
+        try:
+            worker = self._start(pool)
+        except Exception:
+            log.warning("could not start a worker of %s ahead of calls", pool.spec.key)
+            return
+        self._release(pool, worker, healthy=True)
 
     def _release(self, pool: _Pool, worker: _Worker, *, healthy: bool) -> None:
         if healthy and worker.alive() and not self._closed.is_set():
             with pool.cond:
-                pool.idle.append(worker)
-                pool.cond.notify()
+                if pool.count <= max(1, pool.target):
+                    pool.idle.append(worker)
+                    pool.cond.notify()
+                    return
+                pool.count -= 1  # scaled down while it was busy: retired now
+                pool.live.discard(worker)
+            worker.kill()
             return
         worker.kill()
         with pool.cond:
             pool.count -= 1
+            pool.live.discard(worker)
             pool.restarts += 1
             pool.cond.notify()
 
@@ -458,6 +577,7 @@ class LocalExecutor(Executor):
                 if worker not in pool.idle:
                     continue
                 pool.idle.remove(worker)
+                pool.live.discard(worker)
                 pool.count -= 1
             log.info("evicting an idle worker of %s to make room", pool.spec.key)
             worker.kill()
@@ -469,9 +589,12 @@ class LocalExecutor(Executor):
                 pools = list(self._pools.values())
             for pool in pools:
                 with pool.cond:
-                    stale = [w for w in pool.idle if w.last_used < cutoff]
+                    # min_replicas stay warm however long they are idle
+                    keep = pool.count - pool.spec.scaling.min_replicas
+                    stale = [w for w in pool.idle if w.last_used < cutoff][: max(0, keep)]
                     for worker in stale:
                         pool.idle.remove(worker)
+                        pool.live.discard(worker)
                         pool.count -= 1
                 for worker in stale:
                     worker.kill()
@@ -488,6 +611,7 @@ class LocalExecutor(Executor):
                     "workers": p.count,
                     "idle": len(p.idle),
                     "replicas": p.spec.replicas,
+                    "target": p.target,
                     "restarts": p.restarts,
                     "pids": [w.proc.pid for w in p.idle],
                 }
@@ -495,8 +619,131 @@ class LocalExecutor(Executor):
             },
         }
 
+    # scaling ---------------------------------------------------------------------------------
+
+    def observe(self) -> dict[str, tuple[Bounds, Observation]]:
+        """Per pool: its bounds, replicas, calls in flight and waiting, recent latency."""
+        with self._lock:
+            pools = dict(self._pools)
+        seen = {}
+        for key, pool in pools.items():
+            p50, p99 = pool.latency.percentiles()
+            self._measure_cpu(pool)
+            seen[key] = (
+                pool.spec.scaling,
+                Observation(
+                    pool.target, pool.in_flight, pool.waiting(), p50, p99,
+                    cpu_bound=pool.cpu_bound, cores=self._cores,
+                ),
+            )  # fmt: skip
+        return seen
+
+    @staticmethod
+    def _measure_cpu(pool: _Pool) -> None:
+        """Whether the pool's busy workers each ran on or waited for a core most of the time.
+
+        Over the time since the last look: above 0.6 of a core per busy worker is CPU-bound,
+        below 0.25 is not (it waits on something else: I/O, sleep), in between keeps the last
+        verdict. Only a look with workers busy at both ends counts, and workers not seen at the
+        last look (just started) are left out.
+        """
+        now = time.monotonic()
+        with pool.cond:
+            live = list(pool.live)
+            busy = len(live) - len(pool.idle)
+        totals = {w.id: tree_cpu_ns(w.proc.pid) for w in live if w.alive()}
+        before, since, was_busy = pool.cpu_seen, pool.cpu_at, pool.cpu_busy
+        pool.cpu_seen, pool.cpu_at, pool.cpu_busy = totals, now, busy
+        busy = min(busy, was_busy)  # judged only over a look busy from start to end
+        if since is None or busy <= 0 or now <= since:
+            return
+        used = sum(ns - before[k] for k, ns in totals.items() if k in before) / 1e9
+        share = used / (now - since) / busy
+        if share >= 0.6:
+            pool.cpu_bound = True
+        elif share <= 0.25:
+            pool.cpu_bound = False
+
+    def resize(self, key: str, replicas: int) -> None:
+        """Move a pool's target: start workers up to it, retire idle ones past it.
+
+        The last worker of a pool whose minimum is 0 is left to the idle reaper (`idle_s`).
+        """
+        with self._lock:
+            pool = self._pools.get(key)
+        if pool is None or self._closed.is_set():
+            return
+        bounds = pool.spec.scaling
+        retired: list[_Worker] = []
+        with pool.cond:
+            pool.target = max(bounds.min_replicas, min(replicas, bounds.max_replicas))
+            floor = max(1, pool.target)
+            while pool.count > floor and pool.idle:
+                worker = min(pool.idle, key=lambda w: w.last_used)
+                pool.idle.remove(worker)
+                pool.live.discard(worker)
+                pool.count -= 1
+                retired.append(worker)
+            pool.cond.notify_all()
+        for worker in retired:
+            worker.kill()
+        if pool.target > pool.count:
+            self._grow(pool)
+
+    def apply(self, spec: WorkerSpec) -> None:
+        """New bounds for `spec`'s pool now (the pool is made, and min_replicas started)."""
+        pool = self._pool(spec)
+        if pool.target > pool.count:
+            self._grow(pool)
+        elif pool.count > max(1, pool.spec.scaling.max_replicas):
+            self.resize(spec.key, pool.spec.scaling.max_replicas)
+
+    def workers(self, keys: Sequence[str]) -> list[PoolView]:
+        """The pools of `keys` with each worker's state, calls, latency and memory."""
+        with self._lock:
+            pools = [(k, self._pools[k]) for k in keys if k in self._pools]
+        views = []
+        for key, pool in pools:
+            with pool.cond:
+                live, idle, starting = list(pool.live), set(pool.idle), pool.starting
+            rows = []
+            for worker in sorted(live, key=lambda w: w.started_at):
+                memory, pid = tree_memory(worker.proc.pid) if worker.alive() else (None, None)
+                p50, p99 = worker.latency.percentiles(window_s=None)
+                rows.append(
+                    WorkerView(
+                        id=worker.id,
+                        state="idle" if worker in idle else "busy",
+                        calls=worker.calls,
+                        p50_ms=p50,
+                        p99_ms=p99,
+                        memory_bytes=memory,
+                        pid=pid,
+                        started_at=worker.started_at,
+                    )
+                )
+            rows += [WorkerView(id=f"starting-{i}", state="starting") for i in range(starting)]
+            p50, p99 = pool.latency.percentiles()
+            views.append(
+                PoolView(
+                    version_id=key,
+                    replicas=pool.count,
+                    target=pool.target,
+                    in_flight=pool.in_flight,
+                    queue_depth=pool.waiting(),
+                    bounds=pool.spec.scaling.public(),
+                    p50_ms=p50,
+                    p99_ms=p99,
+                    restarts=pool.restarts,
+                    cpu_bound=pool.cpu_bound,
+                    workers=rows,
+                )
+            )
+        return views
+
     def close(self) -> None:
         """Kill every worker."""
+        self._stop_scaling()
         self._closed.set()
         with self._lock:
             pools = list(self._pools.values())

@@ -24,6 +24,7 @@ from matterhub.core.servables import is_pipeline
 from matterhub.core.types import validate
 from matterhub.hub.cache import ResultCache, canonical, digest, memo_key
 from matterhub.hub.inputs import InputFiles, has_files
+from matterhub.hub.runtime.autoscale import ScalingDefaults
 from matterhub.hub.runtime.base import Call, CallResult, Executor, WorkerSpec, in_thread
 from matterhub.hub.service import RuntimeSpec, ServableService
 from matterhub.sandbox import Limits
@@ -39,7 +40,12 @@ class RunLimits:
     """The hub's maxima: a servable's `servable.options` may ask for less, never more."""
 
     worker: Limits = field(default_factory=Limits)
-    max_replicas: int = 4
+    scaling: ScalingDefaults = field(default_factory=ScalingDefaults)
+
+    @property
+    def max_replicas(self) -> int:
+        """The hub's cap on replicas per version."""
+        return self.scaling.max_replicas_cap
 
 
 @dataclass(slots=True)
@@ -168,6 +174,11 @@ class RunService:
             self._resolved[key] = (time.monotonic() + self.resolve_ttl_s, generation, target)
         return target
 
+    def refresh(self) -> None:
+        """Forget every kept target (a servable's bounds changed: the next run reads them)."""
+        with self._lock:
+            self._resolved.clear()
+
     def kept(self, identity: Identity, ref: str, version: str | None = None) -> Target | None:
         """The target `resolve` kept for this caller, if still fresh (no catalog read).
 
@@ -189,6 +200,7 @@ class RunService:
         options = spec.document["servable"].get("options") or {}
         methods = spec.document["servable"].get("methods") or {}
         limits = self.limits
+        scaling = limits.scaling.bounds(options, spec.scaling)
         worker = WorkerSpec(
             key=spec.version_id,
             python=spec.python,
@@ -196,10 +208,11 @@ class RunService:
             files_dir=spec.files_dir,
             document_path=spec.document_path,
             env_dir=spec.python.parent.parent,
-            replicas=max(1, min(int(options.get("replicas", 1)), limits.max_replicas)),
+            replicas=scaling.max_replicas,
             limits=limits.worker.clamp(options),
             threads=max(1, int(options.get("threads", 1))),
             files=any(has_files(m["input"]) for m in methods.values()),
+            scaling=scaling,
         )
         memoize = bool(options.get("memoize", True))
         if is_pipeline(spec.document):
