@@ -28,6 +28,7 @@ from matterhub.core.organizations import Organization
 from matterhub.core.policy import Policy
 from matterhub.hub import EnvironmentBuilder, PackageSources, ServableService
 from matterhub.hub.cache import ResultCache
+from matterhub.hub.identifiers import ServableIdentifiers
 from matterhub.hub.inputs import InputFiles
 from matterhub.hub.runtime import RunLimits, RunService, open_executor
 from matterhub.hub.tasks import TaskService
@@ -125,11 +126,13 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     )
     # Role groups exist from `init` on, and catalogs made before them get them at start.
     accounts.ensure_role_groups()
+    # One PID provider: dataset versions and servable versions get identifiers the same way.
+    pids = load_pid_provider(settings.pid_provider, _pid_options(settings, guard))
     datasets = DatasetService(
         catalog,
         blobs,
         policy,
-        load_pid_provider(settings.pid_provider, _pid_options(settings, guard)),
+        pids,
         base_url=settings.base_url,
         curator_group=settings.curator_group,
     )
@@ -177,6 +180,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     )
     sandbox = open_sandbox(settings)
     servables = _servables(settings, catalog, blobs, policy, search, sandbox)
+    servables.identifiers = ServableIdentifiers(
+        catalog, policy, search, pids, base_url=settings.base_url
+    )
     runs = _runs(settings, servables, sandbox, guard)
     return Services(
         settings=settings,

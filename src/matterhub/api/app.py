@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from matterhub import __version__
 from matterhub.api.errors import install_error_handlers
 from matterhub.api.limits import BodyLimits
-from matterhub.api.routes import accounts, connect, globus, health, schemas
+from matterhub.api.routes import accounts, connect, globus, health, schemas, servable_citations
 from matterhub.api.routes import datasets as dataset_routes
 from matterhub.api.routes import pid as pid_routes
 from matterhub.api.routes import runs as run_routes
@@ -64,6 +64,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(globus.router)
     app.include_router(connect.router)
     app.include_router(servable_routes.router)
+    app.include_router(servable_citations.router)
     app.include_router(schemas.router)
     app.include_router(pages.router)
     return app

@@ -19,6 +19,7 @@ from matterhub import __version__
 from matterhub.cli.client_commands import register_client_commands
 from matterhub.cli.datasets import dataset_app
 from matterhub.cli.runs import register_run_commands
+from matterhub.cli.servable_cite import register_servable_cite
 from matterhub.cli.servables import servable_app
 from matterhub.core.errors import MatterHubError
 from matterhub.core.identity import SYSTEM_IDENTITY
@@ -389,6 +390,7 @@ def reindex(
 
 register_client_commands(app)  # user-side: login, search, show, download, cite, submit, …
 register_run_commands(app)  # `matterhub run owner/name --input file.json`
+register_servable_cite(servable_app)  # `matterhub servable cite owner/name --format bibtex`
 
 
 _SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
 from matterhub.core.errors import NotFound
-from matterhub.web import admin, auth, datasets, search, servables, submit
+from matterhub.web import admin, auth, datasets, search, servable_cite, servables, submit
 from matterhub.web.render import HERE, PageRoute, page
 from matterhub.web.sessions import CurrentSession
 
@@ -38,5 +38,5 @@ def static(name: str) -> Response:
     )
 
 
-for _module in (auth, search, datasets, servables, submit, admin):
+for _module in (auth, search, datasets, servables, servable_cite, submit, admin):
     router.include_router(_module.router)

@@ -30,6 +30,7 @@ from matterhub.core.identity import PUBLIC, Identity
 from matterhub.hub import SearchQuery
 from matterhub.hub.runtime import RunRequest
 from matterhub.web.render import PageRoute, page
+from matterhub.web.servable_cite import cite_block
 from matterhub.web.servable_view import result_view, servable_view, summarize_servable
 from matterhub.web.sessions import CurrentSession, WebSession, require_csrf
 
@@ -139,6 +140,7 @@ def _servable_page(
         services, identity, ref, described.latest_version, described.runnable_by
     )
     context["version_param"] = version or ""
+    context["cite"] = cite_block(services, identity, ref, context.get("shown_version"))
     context["attempt"] = attempt
     return page(request, session, "servable.html", context, status_code=status_code)
 
