@@ -21,7 +21,6 @@ from sqlalchemy import select
 from matterhub.catalog.models import Servable, ServableVersion
 from matterhub.client.errors import APIError
 from matterhub.core.identity import PUBLIC
-from tests.client.conftest import BASE
 from tests.fakes.datacite import FakeDataCite
 from tests.hub.conftest import Hub, function_servable, hub_settings, start_hub
 from tests.hub.test_pipelines import publish_pipeline
@@ -74,11 +73,16 @@ def _ris(text: str) -> dict[str, list[str]]:
     return fields
 
 
+def _base(hub: Hub) -> str:
+    return hub.services.settings.base_url.rstrip("/")
+
+
 def _http(hub: Hub, user: str | None = None) -> httpx.Client:
     return hub.client(user)._http  # type: ignore[attr-defined,no-any-return]
 
 
 def test_each_live_version_gets_an_identifier_and_citations(hub: Hub, tmp_path: Path) -> None:
+    base = _base(hub)
     source_id, dataset_pid = _dataset(hub, "radium")
     alice = hub.client("alice")
     first = function_servable(tmp_path / "v1", "adder").link_dataset(source_id=source_id)
@@ -95,7 +99,7 @@ def test_each_live_version_gets_an_identifier_and_citations(hub: Hub, tmp_path: 
     described = hub.client().describe_servable("alice/adder")["document"]
     assert described["dlhub"]["identifier"] == v1.pid
     assert described["datacite"]["identifier"] == {
-        "identifier": f"{BASE}/pid/{v1.pid}",
+        "identifier": f"{base}/pid/{v1.pid}",
         "identifierType": "URL",
     }
 
@@ -104,7 +108,7 @@ def test_each_live_version_gets_an_identifier_and_citations(hub: Hub, tmp_path: 
     assert len(bib) == 1 and bib[0]["ENTRYTYPE"] == "misc"
     assert bib[0]["title"] == "{Adder adder}" and bib[0]["author"] == "Doe, Jane and Roe, Rick"
     assert bib[0]["version"] == v1.version
-    assert bib[0]["url"] == f"{BASE}/servables/alice/adder/versions/{v1.version}"
+    assert bib[0]["url"] == f"{base}/servables/alice/adder/versions/{v1.version}"
     ris = _ris(hub.client().cite_servable("alice/adder", format="ris"))
     assert ris["TY"] == ["COMP"] and ris["AU"] == ["Doe, Jane", "Roe, Rick"] and "ER" in ris
 
@@ -118,13 +122,13 @@ def test_each_live_version_gets_an_identifier_and_citations(hub: Hub, tmp_path: 
         (r.text, r.get("relationType"))
         for r in doc.findall("d:relatedIdentifiers/d:relatedIdentifier", NS)
     }
-    assert related == {(f"{BASE}/pid/{dataset_pid}", "IsDerivedFrom")}
+    assert related == {(f"{base}/pid/{dataset_pid}", "IsDerivedFrom")}
     alternates = [a.text for a in doc.findall("d:alternateIdentifiers/d:alternateIdentifier", NS)]
     assert v1.pid in alternates
 
     ld = json.loads(hub.client().cite_servable("alice/adder", format="schema.org"))
     assert ld["@type"] == "SoftwareSourceCode" and ld["identifier"] == v1.pid
-    assert ld["isBasedOn"] == [f"{BASE}/pid/{dataset_pid}"]
+    assert ld["isBasedOn"] == [f"{base}/pid/{dataset_pid}"]
     body = json.loads(hub.client().cite_servable("alice/adder", format="datacite-json"))
     attrs = body["data"]["attributes"]
     assert attrs["types"] == {"resourceTypeGeneral": "Software", "resourceType": "Python function"}
@@ -144,7 +148,7 @@ def test_each_live_version_gets_an_identifier_and_citations(hub: Hub, tmp_path: 
         (r.text, r.get("relationType"))
         for r in xml2.findall("d:relatedIdentifiers/d:relatedIdentifier", NS)
     }
-    assert (f"{BASE}/pid/{v1.pid}", "IsNewVersionOf") in related2
+    assert (f"{base}/pid/{v1.pid}", "IsNewVersionOf") in related2
     old = hub.client().cite_servable("alice/adder", format="bibtex", version=v1.version)
     assert f"version = {{{v1.version}}}" in old
 
@@ -192,7 +196,7 @@ def test_each_live_version_gets_an_identifier_and_citations(hub: Hub, tmp_path: 
 def test_private_servables_and_datasets_stay_private(hub: Hub, tmp_path: Path) -> None:
     private_source, private_pid = _dataset(hub, "secret", public=False)
     alice = hub.client("alice")
-    hidden = function_servable(tmp_path / "h", "hidden").set_visibility([])
+    hidden = function_servable(tmp_path / "h", "hidden").set_visibility(["user:alice"])
     hidden.link_dataset(source_id=private_source)
     assert alice.publish_servable(hidden, wait=True, timeout=300)["status"] == "succeeded"
     (row,) = _versions(hub, "hidden")
@@ -242,6 +246,7 @@ def _datacite_hub(tmp_path: Path, fake: FakeDataCite) -> Iterator[Hub]:
 
 def test_datacite_dois_survive_an_outage(tmp_path: Path, datacite: FakeDataCite) -> None:
     for hub in _datacite_hub(tmp_path, datacite):
+        base = _base(hub)
         source_id, dataset_doi = _dataset(hub, "radium")
         alice = hub.client("alice")
         # DataCite is down: the version still goes live, and its row says what is missing.
@@ -265,7 +270,7 @@ def test_datacite_dois_survive_an_outage(tmp_path: Path, datacite: FakeDataCite)
         assert v1.pid is not None and v1.pid.startswith("10.5072/")
         record = datacite.dois[v1.pid]["attributes"]
         assert record["state"] == "findable"
-        assert record["url"] == f"{BASE}/servables/alice/adder/versions/{v1.version}"
+        assert record["url"] == f"{base}/servables/alice/adder/versions/{v1.version}"
         assert record["types"]["resourceTypeGeneral"] == "Software"
         assert record["titles"] == [{"title": "Adder adder"}]
         assert {

@@ -114,6 +114,7 @@ IDENTIFIER_TYPES = frozenset(
         "URN",
     ]
 )
+NO_LICENSE = "No license stated (ask the creators)"
 _KINDS = {
     "python.PythonStaticMethodServable": "Python function",
     "sklearn.ScikitLearnServable": "scikit-learn model",
@@ -313,6 +314,11 @@ class ServableIdentifiers:
         year = str(dc.get("publicationYear") or "")
         dc["publicationYear"] = year if year.isdigit() else str(version.created_at.year)
         dc["relatedIdentifiers"] = self._related(session, servable, version)
+        rights = [
+            r for r in dc.get("rightsList") or [] if isinstance(r, Mapping) and r.get("rights")
+        ]
+        # Kernel-4 as the hub validates it requires rights; say plainly when none were given.
+        dc["rightsList"] = rights or [{"rights": NO_LICENSE}]
         registered = version.pid if version.pid_state == "registered" else None
         return CitedVersion(
             dc=dc,
