@@ -178,6 +178,13 @@ class ServableMethods(HTTPCore):
         """The servable version whose own identifier (DOI or local PID) is `identifier`."""
         return self.search(None, identifier=identifier, only_latest=False, limit=10)
 
+    def servable_identifier(self, name: str, version: str | None = None) -> str | None:
+        """The identifier (DOI or hub PID) of the live version, or of `version`; None until
+        the hub has registered one (it mints it when the version goes live)."""
+        document = self.describe_servable(name, version)["document"]
+        identifier = document.get("dlhub", {}).get("identifier")
+        return str(identifier) if identifier else None
+
     def cite_servable(
         self, name: str, *, format: str = "bibtex", version: str | None = None
     ) -> str:
