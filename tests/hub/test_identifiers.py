@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import bibtexparser
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from lxml import etree
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from matterhub.catalog.models import Servable, ServableVersion
+from matterhub.cli.main import app as cli_app
 from matterhub.client.errors import APIError
 from matterhub.core.identity import PUBLIC
+from tests.e2e.test_serve import free_port
 from tests.fakes.datacite import FakeDataCite
 from tests.hub.conftest import Hub, function_servable, hub_settings, start_hub
 from tests.hub.test_pipelines import publish_pipeline
@@ -108,7 +115,7 @@ def test_each_live_version_gets_an_identifier_and_citations(hub: Hub, tmp_path: 
     assert len(bib) == 1 and bib[0]["ENTRYTYPE"] == "misc"
     assert bib[0]["title"] == "{Adder adder}" and bib[0]["author"] == "Doe, Jane and Roe, Rick"
     assert bib[0]["version"] == v1.version
-    assert bib[0]["url"] == f"{base}/servables/alice/adder/versions/{v1.version}"
+    assert bib[0]["url"] == f"{base}/pid/{v1.pid}"  # the persistent URL
     ris = _ris(hub.client().cite_servable("alice/adder", format="ris"))
     assert ris["TY"] == ["COMP"] and ris["AU"] == ["Doe, Jane", "Roe, Rick"] and "ER" in ris
 
@@ -316,3 +323,52 @@ def test_a_pipeline_version_gets_one_too(hub: Hub, tmp_path: Path) -> None:
     )
     assert SCHEMA.validate(xml), SCHEMA.error_log
     assert xml.find("d:resourceType", NS).get("resourceTypeGeneral") == "Workflow"
+
+
+@contextmanager
+def _served(app: FastAPI) -> Iterator[str]:
+    """The hub's app under uvicorn on a loopback port (the CLI talks real HTTP)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def test_the_cli_cites_a_servable(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = hub.client("alice")
+    hidden = function_servable(tmp_path / "h", "hidden").set_visibility(["user:alice"])
+    assert alice.publish_servable(hidden, wait=True, timeout=300)["status"] == "succeeded"
+    (row,) = _versions(hub, "hidden")
+    monkeypatch.setenv("MATTERHUB_CLIENT_CONFIG", str(tmp_path / "cfg" / "client.json"))
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    with _served(hub.app) as base:
+        monkeypatch.setenv("MATTERHUB_URL", base)
+        monkeypatch.setenv("MATTERHUB_TOKEN", hub.tokens["alice"])
+        bib = runner.invoke(cli_app, ["servable", "cite", "alice/hidden"])
+        assert bib.exit_code == 0, bib.output
+        (entry,) = bibtexparser.loads(bib.output).entries
+        assert entry["version"] == row.version and row.pid is not None
+        assert row.pid in bib.output
+        xml = runner.invoke(
+            cli_app,
+            ["servable", "cite", "alice/hidden", "-f", "datacite-xml", "--version", row.version],
+        )
+        assert xml.exit_code == 0, xml.output
+        assert SCHEMA.validate(etree.fromstring(xml.output.encode())), SCHEMA.error_log
+        bad = runner.invoke(cli_app, ["servable", "cite", "alice/hidden", "-f", "endnote"])
+        assert bad.exit_code == 2 and "--format" in bad.output and "Traceback" not in bad.output
+        # bob may not see it: the same 404 as a servable that does not exist, one clear line.
+        monkeypatch.setenv("MATTERHUB_TOKEN", hub.tokens["bob"])
+        hidden_from_bob = runner.invoke(cli_app, ["servable", "cite", "alice/hidden"])
+        assert hidden_from_bob.exit_code == 2 and "error:" in hidden_from_bob.output
+        assert "alice/hidden" in hidden_from_bob.output and row.pid not in hidden_from_bob.output

@@ -32,7 +32,11 @@ def cite(
     if format not in FORMATS:
         raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
     try:
-        text = Client.from_config(profile).cite_servable(name, format=format, version=version)
+        client = Client.from_config(profile)
+        try:
+            text = client.cite_servable(name, format=format, version=version)
+        finally:
+            client.close()
     except (ClientError, ValueError, MatterHubError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -320,11 +320,14 @@ class ServableIdentifiers:
         # Kernel-4 as the hub validates it requires rights; say plainly when none were given.
         dc["rightsList"] = rights or [{"rights": NO_LICENSE}]
         registered = version.pid if version.pid_state == "registered" else None
+        url = self.landing_url(owner.username, servable.name, version.version)
+        if registered and not self.pids.is_doi:  # cite the persistent URL (a DOI says its own)
+            url = self.pids.resolver_url(registered, self._base_url)
         return CitedVersion(
             dc=dc,
             source_id=f"{owner.username}/{servable.name}/{version.version}",
             version=version.version,
-            url=self.landing_url(owner.username, servable.name, version.version),
+            url=url,
             pid=registered,
             pid_is_doi=self.pids.is_doi and registered is not None,
             software=True,

@@ -44,7 +44,7 @@ def cite_block(
         "pid": found.pid,
         "pid_state": found.pid_state,
         "resolver_url": found.resolver_url,
-        "landing": found.cited.url,
+        "landing": identifiers.landing_url(found.owner, found.name, found.version),
         "related": list(found.cited.dc.get("relatedIdentifiers") or []),
         "texts": [(fmt, label, cite(found.cited, fmt)[1]) for fmt, label in _SHOWN],
         "links": [
