@@ -129,8 +129,9 @@ class Settings(BaseSettings):
     pid_provider: str = Field(
         default="local",
         description=(
-            "Who mints dataset identifiers: 'local' (this hub, resolved at /pid/<id>) or "
-            "'datacite' (DOIs), or any provider registered under matterhub.pid_providers."
+            "Who mints dataset and servable identifiers: 'local' (this hub, resolved at "
+            "/pid/<id>) or 'datacite' (DOIs), or any provider registered under "
+            "matterhub.pid_providers."
         ),
     )
     pid_prefix: str = Field(
