@@ -181,7 +181,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     sandbox = open_sandbox(settings)
     servables = _servables(settings, catalog, blobs, policy, search, sandbox)
     servables.identifiers = ServableIdentifiers(
-        catalog, policy, search, pids, base_url=settings.base_url
+        catalog, policy, search, pids, base_url=settings.base_url, retry_s=settings.pid_retry_s
     )
     runs = _runs(settings, servables, sandbox, guard)
     return Services(

@@ -134,6 +134,15 @@ class Settings(BaseSettings):
             "matterhub.pid_providers."
         ),
     )
+    pid_retry_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description=(
+            "Seconds the idle build worker waits before it retries servable identifiers the "
+            "PID registry refused (a version goes live without one; see docs/hub-identifiers.md)."
+        ),
+    )
     pid_prefix: str = Field(
         default="mh", description="Prefix of identifiers minted by the local provider (<prefix>/…)."
     )

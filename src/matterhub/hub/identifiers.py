@@ -6,8 +6,8 @@ registers it with the DataCite metadata of the version (url = the version's land
 only then marks it `registered` and writes it into the document (`datacite.identifier`,
 `dlhub.identifier`) and the `dlhub` index. A provider failure never touches the live version: the
 row keeps `pid_state` `failed` (nothing reserved) or `reserved` (reserved, not registered), and
-the next activation, or the next start, tries again. Everything runs on the build worker's
-thread, so index writes of one servable never race.
+the next activation, the next start, or the idle build worker (every `retry_s`) tries again.
+Everything runs on the build worker's thread, so index writes of one servable never race.
 
 Related identifiers are computed from the catalog, the same for every reader: the training
 dataset (`dlhub.training_data`) as `IsDerivedFrom` — its PID only when the dataset version is
@@ -150,6 +150,7 @@ class ServableIdentifiers:
         *,
         base_url: str,
         publisher: str = "MatterHub",
+        retry_s: float = 300.0,
     ) -> None:
         self._catalog = catalog
         self._policy = policy
@@ -157,6 +158,8 @@ class ServableIdentifiers:
         self.pids = pids
         self._base_url = base_url.rstrip("/")
         self._publisher = publisher
+        self.retry_s = retry_s
+        """How long the build worker stays idle before it retries refused identifiers."""
         # One minting at a time in this process: two would reserve two DOIs for one version.
         self._lock = threading.Lock()
 

@@ -476,7 +476,11 @@ class ServableService:
 
     def _run(self) -> None:
         while True:
-            build_id = self._queue.get()
+            retry_s = self.identifiers.retry_s if self.identifiers is not None else None
+            try:
+                build_id = self._queue.get(timeout=retry_s)
+            except queue.Empty:  # idle: retry identifiers the PID registry refused earlier
+                build_id = _SETTLE
             if build_id is None:
                 return
             try:
