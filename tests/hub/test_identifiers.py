@@ -164,6 +164,8 @@ def test_each_live_version_gets_an_identifier_and_citations(hub: Hub, tmp_path: 
     assert alice.publish_servable(broken, wait=True, timeout=300)["status"] == "failed"
     failed = _rows(hub)[-1]
     assert failed.state == "failed" and failed.pid is None and failed.pid_state is None
+    listed = {v["version"]: v["identifier"] for v in hub.client().servable_versions("alice/adder")}
+    assert listed == {v1.version: v1.pid, v2.version: v2.pid, failed.version: None}
     with pytest.raises(APIError) as caught:
         hub.client().cite_servable("alice/adder", version=failed.version)
     assert caught.value.status == 404

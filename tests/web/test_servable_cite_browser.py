@@ -40,6 +40,9 @@ def test_the_servable_page_shows_its_identifier_and_cite_links(new_page: Any, hu
     links = page.locator("#cite-formats a")
     labels = [links.nth(i).inner_text() for i in range(links.count())]
     assert labels == ["BibTeX", "RIS", "DataCite JSON", "DataCite XML", "schema.org JSON-LD"]
+    row = page.locator("table.versions tr.current td.identifier a")
+    assert row.inner_text() == pid
+    assert row.get_attribute("href") == f"/servables/{REF}/versions/{version}"
     shot(page, "servable-cite")
 
     # Each link is the API's citation of this version; the XML validates.

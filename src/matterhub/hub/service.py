@@ -340,6 +340,7 @@ class ServableService:
                         build_id=builds.get(v.id),
                         environment_hash=v.environment_hash,
                         latest=live is not None and v.id == live.id,
+                        identifier=v.pid if v.pid_state == "registered" else None,
                     )
                     for v in versions
                 ],
