@@ -158,6 +158,15 @@ def test_each_live_version_gets_an_identifier_and_citations(hub: Hub, tmp_path: 
     assert (f"{base}/pid/{v1.pid}", "IsNewVersionOf") in related2
     old = hub.client().cite_servable("alice/adder", format="bibtex", version=v1.version)
     assert f"version = {{{v1.version}}}" in old
+    # …and the first now names its successor.
+    first_xml = hub.client().cite_servable("alice/adder", format="datacite-xml", version=v1.version)
+    successors = [
+        r.text
+        for r in etree.fromstring(first_xml.encode()).findall(
+            "d:relatedIdentifiers/d:relatedIdentifier[@relationType='IsPreviousVersionOf']", NS
+        )
+    ]
+    assert successors == [f"{base}/pid/{v2.pid}"]
 
     # A failed build is never live and gets none.
     broken = function_servable(tmp_path / "v3", "adder", expected=99.0)
@@ -241,7 +250,10 @@ def datacite() -> Iterator[FakeDataCite]:
     fake.stop()
 
 
-def _datacite_hub(tmp_path: Path, fake: FakeDataCite) -> Iterator[Hub]:
+@pytest.fixture
+def dc_hub(tmp_path: Path, datacite: FakeDataCite) -> Iterator[Hub]:
+    """A hub whose PID provider is DataCite (the fake); closed even when the test fails."""
+    fake = datacite
     settings = hub_settings(
         tmp_path / "dc-hub",
         pid_provider="datacite",
@@ -254,61 +266,74 @@ def _datacite_hub(tmp_path: Path, fake: FakeDataCite) -> Iterator[Hub]:
     yield from start_hub(settings)
 
 
-def test_datacite_dois_survive_an_outage(tmp_path: Path, datacite: FakeDataCite) -> None:
-    for hub in _datacite_hub(tmp_path, datacite):
-        base = _base(hub)
-        source_id, dataset_doi = _dataset(hub, "radium")
-        alice = hub.client("alice")
-        # DataCite is down: the version still goes live, and its row says what is missing.
-        datacite.fail_next = 1000
-        first = function_servable(tmp_path / "a", "adder").link_dataset(source_id=source_id)
-        assert alice.publish_servable(first, wait=True, timeout=300)["status"] == "succeeded"
-        (v1,) = _versions(hub, "adder")
-        assert v1.state == "ready" and v1.pid is None and v1.pid_state == "failed"
-        assert hub.client().describe_servable("alice/adder")["latest_version"] == v1.version
-        bib = hub.client().cite_servable("alice/adder")  # cited by its landing page meanwhile
-        assert "doi = " not in bib and f"/versions/{v1.version}" in bib
+def test_datacite_dois_survive_an_outage(
+    tmp_path: Path, datacite: FakeDataCite, dc_hub: Hub
+) -> None:
+    hub = dc_hub
+    base = _base(hub)
+    source_id, dataset_doi = _dataset(hub, "radium")
+    alice = hub.client("alice")
+    # DataCite is down: the version still goes live, and its row says what is missing.
+    datacite.fail_next = 1000
+    first = function_servable(tmp_path / "a", "adder").link_dataset(source_id=source_id)
+    assert alice.publish_servable(first, wait=True, timeout=300)["status"] == "succeeded"
+    (v1,) = _versions(hub, "adder")
+    assert v1.state == "ready" and v1.pid is None and v1.pid_state == "failed"
+    assert hub.client().describe_servable("alice/adder")["latest_version"] == v1.version
+    bib = hub.client().cite_servable("alice/adder")  # cited by its landing page meanwhile
+    assert "doi = " not in bib and f"/versions/{v1.version}" in bib
 
-        # DataCite is back: the idle build worker mints it (as would the next start or build).
-        datacite.fail_next = 0
-        deadline = time.monotonic() + 60
-        while _versions(hub, "adder")[0].pid_state != "registered":
-            assert time.monotonic() < deadline, "the identifier was never retried"
-            time.sleep(0.2)
-        (v1,) = _versions(hub, "adder")
-        assert v1.pid is not None and v1.pid.startswith("10.5072/")
-        record = datacite.dois[v1.pid]["attributes"]
-        assert record["state"] == "findable"
-        assert record["url"] == f"{base}/servables/alice/adder/versions/{v1.version}"
-        assert record["types"]["resourceTypeGeneral"] == "Software"
-        assert record["titles"] == [{"title": "Adder adder"}]
-        assert {
-            "relatedIdentifier": dataset_doi,
-            "relatedIdentifierType": "DOI",
-            "relationType": "IsDerivedFrom",
-        } in record["relatedIdentifiers"]
-        xml = hub.client().cite_servable("alice/adder", format="datacite-xml")
-        doc = etree.fromstring(xml.encode())
-        assert SCHEMA.validate(doc), SCHEMA.error_log
-        assert doc.findtext("d:identifier", namespaces=NS) == v1.pid
-        assert bibtexparser.loads(hub.client().cite_servable("alice/adder")).entries[0]["doi"] == (
-            v1.pid
-        )
-        assert [d["dlhub"]["name"] for d in hub.client().search_by_identifier(v1.pid)] == ["adder"]
+    # DataCite is back: the idle build worker mints it (as would the next start or build).
+    datacite.fail_next = 0
+    deadline = time.monotonic() + 60
+    while _versions(hub, "adder")[0].pid_state != "registered":
+        assert time.monotonic() < deadline, "the identifier was never retried"
+        time.sleep(0.2)
+    (v1,) = _versions(hub, "adder")
+    assert v1.pid is not None and v1.pid.startswith("10.5072/")
+    record = datacite.dois[v1.pid]["attributes"]
+    assert record["state"] == "findable"
+    assert record["url"] == f"{base}/servables/alice/adder/versions/{v1.version}"
+    assert record["types"]["resourceTypeGeneral"] == "Software"
+    assert record["titles"] == [{"title": "Adder adder"}]
+    assert {
+        "relatedIdentifier": dataset_doi,
+        "relatedIdentifierType": "DOI",
+        "relationType": "IsDerivedFrom",
+    } in record["relatedIdentifiers"]
+    xml = hub.client().cite_servable("alice/adder", format="datacite-xml")
+    doc = etree.fromstring(xml.encode())
+    assert SCHEMA.validate(doc), SCHEMA.error_log
+    assert doc.findtext("d:identifier", namespaces=NS) == v1.pid
+    assert bibtexparser.loads(hub.client().cite_servable("alice/adder")).entries[0]["doi"] == (
+        v1.pid
+    )
+    # The index is re-entered right after the row says `registered`.
+    while not hub.client().search_by_identifier(v1.pid):
+        assert time.monotonic() < deadline, "the DOI never reached the index"
+        time.sleep(0.1)
+    assert [d["dlhub"]["name"] for d in hub.client().search_by_identifier(v1.pid)] == ["adder"]
 
-        # The next version's DOI is minted when it goes live and points at the first.
-        second = function_servable(tmp_path / "b", "adder")
-        assert alice.publish_servable(second, wait=True, timeout=300)["status"] == "succeeded"
-        v2 = _versions(hub, "adder")[1]
-        assert v2.pid_state == "registered" and v2.pid != v1.pid
-        related = datacite.dois[v2.pid]["attributes"]["relatedIdentifiers"]
-        assert {
-            "relatedIdentifier": v1.pid,
-            "relatedIdentifierType": "DOI",
-            "relationType": "IsNewVersionOf",
-        } in related
-        # `/pid/<doi>` is the landing page DataCite's url points at, too.
-        assert v2.pid in _http(hub).get(f"/pid/{v2.pid}").text
+    # The next version's DOI is minted when it goes live and points at the first.
+    second = function_servable(tmp_path / "b", "adder")
+    assert alice.publish_servable(second, wait=True, timeout=300)["status"] == "succeeded"
+    v2 = _versions(hub, "adder")[1]
+    assert v2.pid_state == "registered" and v2.pid != v1.pid
+    related = datacite.dois[v2.pid]["attributes"]["relatedIdentifiers"]
+    assert {
+        "relatedIdentifier": v1.pid,
+        "relatedIdentifierType": "DOI",
+        "relationType": "IsNewVersionOf",
+    } in related
+    # v1's record at DataCite was updated: it names v2 as its next version.
+    assert {
+        "relatedIdentifier": v2.pid,
+        "relatedIdentifierType": "DOI",
+        "relationType": "IsPreviousVersionOf",
+    } in datacite.dois[v1.pid]["attributes"]["relatedIdentifiers"]
+    assert datacite.dois[v1.pid]["attributes"]["state"] == "findable"
+    # `/pid/<doi>` is the landing page DataCite's url points at, too.
+    assert v2.pid in _http(hub).get(f"/pid/{v2.pid}").text
 
 
 def test_a_pipeline_version_gets_one_too(hub: Hub, tmp_path: Path) -> None:

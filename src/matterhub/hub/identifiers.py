@@ -12,7 +12,8 @@ Everything runs on the build worker's thread, so index writes of one servable ne
 Related identifiers are computed from the catalog, the same for every reader: the training
 dataset (`dlhub.training_data`) as `IsDerivedFrom` — its PID only when the dataset version is
 public or readable by everyone who may see the servable, so a private dataset's identifier never
-leaks into a wider citation — and the previous live version as `IsNewVersionOf`.
+leaks into a wider citation — and the neighbouring live versions as `IsNewVersionOf` /
+`IsPreviousVersionOf` (the previous version's registration is updated when the next is minted).
 """
 
 from __future__ import annotations
@@ -243,6 +244,7 @@ class ServableIdentifiers:
             servable_id = version.servable_id
         log.info("servable %s is %s", where, pid)
         self._reindex(servable_id)
+        self._update_previous(version_id)
         return True
 
     def _mark(self, version_id: str, state: str) -> None:
@@ -369,20 +371,50 @@ class ServableIdentifiers:
                 found = self._dataset_pid(session, str(training["source_id"]), servable.visible_to)
                 if found:
                     add(*found, "IsDerivedFrom")
-        previous = session.scalars(
+        prior, following = self._neighbours(session, version)
+        if prior is not None and prior.pid:
+            add(*self._identifier(prior.pid), "IsNewVersionOf")
+        if following is not None and following.pid:
+            add(*self._identifier(following.pid), "IsPreviousVersionOf")
+        return out
+
+    @staticmethod
+    def _neighbours(
+        session: Session, version: ServableVersion
+    ) -> tuple[ServableVersion | None, ServableVersion | None]:
+        """The nearest older and newer live versions of the same servable with identifiers."""
+        others = session.scalars(
             select(ServableVersion).where(
-                ServableVersion.servable_id == servable.id,
+                ServableVersion.servable_id == version.servable_id,
                 ServableVersion.state == "ready",
                 ServableVersion.pid_state == "registered",
                 ServableVersion.id != version.id,
             )
         ).all()
-        older = [v for v in previous if int(v.version) < int(version.version)]
-        if older:
-            prior = max(older, key=lambda v: int(v.version))
-            assert prior.pid is not None
-            add(*self._identifier(prior.pid), "IsNewVersionOf")
-        return out
+        older = [v for v in others if int(v.version) < int(version.version)]
+        newer = [v for v in others if int(v.version) > int(version.version)]
+        return (
+            max(older, key=lambda v: int(v.version)) if older else None,
+            min(newer, key=lambda v: int(v.version)) if newer else None,
+        )
+
+    def _update_previous(self, version_id: str) -> None:
+        """Re-register the previous version's metadata: it now names this one as its successor.
+
+        Best effort: a refusal leaves the old record as it was (its citations, computed from
+        the catalog, already say it).
+        """
+        with self._catalog.transaction() as session:
+            version = session.get(ServableVersion, version_id)
+            assert version is not None
+            prior, _ = self._neighbours(session, version)
+            if prior is None or prior.pid is None:
+                return
+            pid, metadata = prior.pid, datacite_attributes(self._cited(session, prior))
+        try:
+            self.pids.register(pid, metadata)
+        except Exception as exc:
+            log.warning("could not update %s with its next version: %s", pid, exc)
 
     def _identifier(self, pid: str) -> tuple[str, str]:
         if self.pids.is_doi:
