@@ -29,6 +29,7 @@ from matterhub.core.policy import Policy
 from matterhub.hub import EnvironmentBuilder, PackageSources, ServableService
 from matterhub.hub.access import AccessRequests
 from matterhub.hub.cache import ResultCache
+from matterhub.hub.identifiers import ServableIdentifiers
 from matterhub.hub.inputs import InputFiles
 from matterhub.hub.runtime import RunLimits, RunService, open_executor
 from matterhub.hub.runtime.autoscale import Autoscaler, ScalingDefaults
@@ -131,11 +132,13 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     )
     # Role groups exist from `init` on, and catalogs made before them get them at start.
     accounts.ensure_role_groups()
+    # One PID provider: dataset versions and servable versions get identifiers the same way.
+    pids = load_pid_provider(settings.pid_provider, _pid_options(settings, guard))
     datasets = DatasetService(
         catalog,
         blobs,
         policy,
-        load_pid_provider(settings.pid_provider, _pid_options(settings, guard)),
+        pids,
         base_url=settings.base_url,
         curator_group=settings.curator_group,
     )
@@ -184,6 +187,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     )
     sandbox = open_sandbox(settings)
     servables = _servables(settings, catalog, blobs, policy, search, sandbox, guard)
+    servables.identifiers = ServableIdentifiers(
+        catalog, policy, search, pids, base_url=settings.base_url, retry_s=settings.pid_retry_s
+    )
     runs = _runs(settings, servables, sandbox, guard)
     return Services(
         settings=settings,

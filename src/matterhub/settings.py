@@ -129,8 +129,18 @@ class Settings(BaseSettings):
     pid_provider: str = Field(
         default="local",
         description=(
-            "Who mints dataset identifiers: 'local' (this hub, resolved at /pid/<id>) or "
-            "'datacite' (DOIs), or any provider registered under matterhub.pid_providers."
+            "Who mints dataset and servable identifiers: 'local' (this hub, resolved at "
+            "/pid/<id>) or 'datacite' (DOIs), or any provider registered under "
+            "matterhub.pid_providers."
+        ),
+    )
+    pid_retry_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description=(
+            "Seconds the idle build worker waits before it retries servable identifiers the "
+            "PID registry refused (a version goes live without one; see docs/hub-identifiers.md)."
         ),
     )
     pid_prefix: str = Field(

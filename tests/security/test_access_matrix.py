@@ -159,6 +159,12 @@ EXPECT: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/api/access-requests/{request_id}/decline"): {"-": "nnnnnn"},
     ("POST", "/api/access-requests/{request_id}/withdraw"): {"-": "nnnnnn"},
     ("POST", "/api/access-requests/{request_id}/revoke"): {"-": "nnnnnn"},
+    # Citations of the live version and of one version (issue #15 part 3)
+    ("GET", "/api/servables/{owner}/{name}/cite"): {"pub": "yyyyyy", "priv": "nnyyny"},
+    ("GET", "/api/servables/{owner}/{name}/versions/{version}/cite"): {
+        "pub": "yyyyyy",
+        "priv": "nnyyny",
+    },
     ("GET", "/schemas/"): {"-": "yyyyyy"},
     ("GET", "/schemas/{name}"): {"-": "yyyyyy"},
 }
@@ -273,6 +279,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert answer.status_code in (200, 201, 202), answer.text
         builds[kind] = answer.json()["id"]
 
+    live = {}  # live versions have identifiers and citations
+    for kind, build_id in builds.items():
+        assert services.servables.wait_build(build_id, timeout=300) == "succeeded"
+        described = services.servables.describe(SYSTEM_IDENTITY, f"olivia/matrix-{kind}")
+        live[kind] = str(described.latest_version)
+
     pid = {
         k: services.datasets.get(SYSTEM_IDENTITY, sid).pid or ""
         for k, sid in (("pub", pub), ("priv", priv))
@@ -287,6 +299,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "owner": "olivia",
             "name": "matrix-pub",
             "build_id": builds["pub"],
+            "version": live["pub"],
             "artefact": "Dockerfile",
             "subject": pub,
             "group": "oliv-lab",
@@ -300,6 +313,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "owner": "olivia",
             "name": "matrix-priv",
             "build_id": builds["priv"],
+            "version": live["priv"],
             "artefact": "Dockerfile",
             "subject": "matrix-private-entry",
             "group": "curators",

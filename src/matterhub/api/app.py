@@ -10,7 +10,15 @@ from fastapi import FastAPI
 from matterhub import __version__
 from matterhub.api.errors import install_error_handlers
 from matterhub.api.limits import BodyLimits
-from matterhub.api.routes import access_requests, accounts, connect, globus, health, schemas
+from matterhub.api.routes import (
+    access_requests,
+    accounts,
+    connect,
+    globus,
+    health,
+    schemas,
+    servable_citations,
+)
 from matterhub.api.routes import datasets as dataset_routes
 from matterhub.api.routes import pid as pid_routes
 from matterhub.api.routes import runs as run_routes
@@ -67,6 +75,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(servable_routes.router)
     app.include_router(access_requests.router)
     app.include_router(scaling_routes.router)
+    app.include_router(servable_citations.router)
     app.include_router(schemas.router)
     app.include_router(pages.router)
     return app

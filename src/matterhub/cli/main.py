@@ -21,6 +21,7 @@ from matterhub.cli.client_commands import register_client_commands
 from matterhub.cli.datasets import dataset_app
 from matterhub.cli.runs import register_run_commands
 from matterhub.cli.scaling import register_scaling_commands
+from matterhub.cli.servable_cite import register_servable_cite
 from matterhub.cli.servables import servable_app
 from matterhub.core.errors import MatterHubError
 from matterhub.core.identity import SYSTEM_IDENTITY
@@ -393,6 +394,7 @@ def reindex(
 register_client_commands(app)  # user-side: login, search, show, download, cite, submit, …
 register_run_commands(app)  # `matterhub run owner/name --input file.json`
 register_scaling_commands(servable_app)  # `matterhub servable workers|scale owner/name`
+register_servable_cite(servable_app)  # `matterhub servable cite owner/name --format bibtex`
 
 
 _SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")

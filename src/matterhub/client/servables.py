@@ -200,6 +200,27 @@ class ServableMethods(HTTPCore):
         """Servables related to a DOI (a paper or a training dataset)."""
         return self.search(None, doi=doi, only_latest=only_latest, limit=limit)
 
+    def search_by_identifier(self, identifier: str) -> list[dict[str, Any]]:
+        """The servable version whose own identifier (DOI or local PID) is `identifier`."""
+        return self.search(None, identifier=identifier, only_latest=False, limit=10)
+
+    def servable_identifier(self, name: str, version: str | None = None) -> str | None:
+        """The identifier (DOI or hub PID) of the live version, or of `version`; None until
+        the hub has registered one (it mints it when the version goes live)."""
+        document = self.describe_servable(name, version)["document"]
+        identifier = document.get("dlhub", {}).get("identifier")
+        return str(identifier) if identifier else None
+
+    def cite_servable(
+        self, name: str, *, format: str = "bibtex", version: str | None = None
+    ) -> str:
+        """The citation of `owner/name` (its live version, or `version`) in `format`:
+        bibtex, ris, datacite-json, datacite-xml or schema.org."""
+        owner, servable = parse_servable_ref(name)
+        path = f"/api/servables/{owner}/{servable}"
+        path += f"/versions/{version}/cite" if version else "/cite"
+        return self._request("GET", path, params={"format": format}).text
+
     def search_by_input_type(self, input_type: str, *, limit: int = 10) -> list[dict[str, Any]]:
         """Servables whose input contains a type (`ndarray`, `structure`, …)."""
         return self.search(None, input_type=input_type, limit=limit)

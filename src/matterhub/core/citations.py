@@ -1,7 +1,8 @@
-"""Citations of a dataset version, generated from its MDF `dc` block (a DataCite subset).
+"""Citations of a dataset or servable version, from its `dc`/`datacite` block (DataCite fields).
 
 Formats: BibTeX, RIS, DataCite JSON (the REST API's `attributes`), DataCite XML (kernel 4) and
-schema.org JSON-LD. Pure functions over a `CitedVersion`; no I/O.
+schema.org JSON-LD. Pure functions over a `CitedVersion`; no I/O. A dataset is cited as data
+(RIS `DATA`, schema.org `Dataset`), a servable as software (RIS `COMP`, `SoftwareSourceCode`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class CitedVersion:
     url: str
     pid: str | None = None
     pid_is_doi: bool = False
+    software: bool = False
+    """A servable (cited as software) rather than a dataset."""
 
 
 def _creators(dc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -112,8 +115,12 @@ def bibtex(v: CitedVersion) -> str:
 
 
 def ris(v: CitedVersion) -> str:
-    """An RIS record (type DATA)."""
-    lines = ["TY  - DATA", *(f"AU  - {n}" for n in _names(v.dc)), f"TI  - {_title(v.dc)}"]
+    """An RIS record (type DATA, or COMP for software)."""
+    lines = [
+        f"TY  - {'COMP' if v.software else 'DATA'}",
+        *(f"AU  - {n}" for n in _names(v.dc)),
+        f"TI  - {_title(v.dc)}",
+    ]
     lines += [f"PY  - {v.dc.get('publicationYear', '')}", f"PB  - {v.dc.get('publisher', '')}"]
     lines += [f"ET  - {v.version}", *(f"KW  - {s}" for s in _subjects(v.dc))]
     if desc := _description(v.dc):
@@ -234,7 +241,8 @@ def datacite_xml(v: CitedVersion) -> str:
         for s in attrs["subjects"]:
             el(subjects, "subject", s["subject"])
     alternates = el(root, "alternateIdentifiers")
-    el(alternates, "alternateIdentifier", v.source_id, alternateIdentifierType="source_id")
+    kind = "servable" if v.software else "source_id"
+    el(alternates, "alternateIdentifier", v.source_id, alternateIdentifierType=kind)
     if v.pid and not _doi(v):
         el(alternates, "alternateIdentifier", v.pid, alternateIdentifierType="MatterHub")
     if "relatedIdentifiers" in attrs:
@@ -262,10 +270,10 @@ def datacite_xml(v: CitedVersion) -> str:
 
 
 def schema_org(v: CitedVersion) -> str:
-    """schema.org `Dataset` JSON-LD."""
+    """schema.org `Dataset` (or `SoftwareSourceCode`) JSON-LD."""
     doc: dict[str, Any] = {
         "@context": "https://schema.org",
-        "@type": "Dataset",
+        "@type": "SoftwareSourceCode" if v.software else "Dataset",
         "@id": f"https://doi.org/{_doi(v)}" if _doi(v) else v.url,
         "name": _title(v.dc),
         "creator": [
@@ -292,7 +300,19 @@ def schema_org(v: CitedVersion) -> str:
     rights = [r for r in v.dc.get("rightsList") or [] if isinstance(r, Mapping)]
     if rights:
         doc["license"] = rights[0].get("rightsURI") or rights[0].get("rights")
+    if v.software:
+        doc["programmingLanguage"] = "Python"
+    related = datacite_attributes(v).get("relatedIdentifiers") or []
+    derived = [_related_url(r) for r in related if r["relationType"] == "IsDerivedFrom"]
+    if derived:
+        doc["isBasedOn"] = derived
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def _related_url(r: Mapping[str, str]) -> str:
+    if r["relatedIdentifierType"] == "DOI":
+        return f"https://doi.org/{r['relatedIdentifier']}"
+    return r["relatedIdentifier"]
 
 
 FORMATS: dict[str, tuple[str, Callable[[CitedVersion], str]]] = {

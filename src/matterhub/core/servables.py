@@ -202,6 +202,9 @@ class ServableVersionPublic(BaseModel):
     build_id: str | None
     environment_hash: str | None
     latest: bool = Field(description="Whether this is the version runs use by default.")
+    identifier: str | None = Field(
+        default=None, description="Its registered PID or DOI (minted when it went live)."
+    )
 
 
 class ServablePublic(BaseModel):

@@ -55,6 +55,7 @@ class SearchQuery:
         match_all_authors: bool = False,
         domains: Sequence[str] = (),
         doi: str | None = None,
+        identifier: str | None = None,
         input_type: str | None = None,
         output_type: str | None = None,
         version: str | None = None,
@@ -65,7 +66,7 @@ class SearchQuery:
         self.q, self.advanced = q, advanced
         self.name, self.owner, self.version = name, owner, version
         self.authors, self.match_all_authors = list(authors), match_all_authors
-        self.domains, self.doi = list(domains), doi
+        self.domains, self.doi, self.identifier = list(domains), doi, identifier
         self.input_type, self.output_type = input_type, output_type
         self.only_latest, self.limit, self.offset = only_latest, limit, offset
 
@@ -90,11 +91,14 @@ def search_request(query: SearchQuery) -> GSearchRequest:
         exact("dlhub.domains", query.domains)
     if query.doi:
         exact("datacite.relatedIdentifiers.relatedIdentifier", [query.doi])
+    if query.identifier:  # the version's own identifier (DOI or local PID), hub/identifiers.py
+        exact("dlhub.identifier", [query.identifier])
     if query.input_type:
         exact("matterhub.input_types", [query.input_type])
     if query.output_type:
         exact("matterhub.output_types", [query.output_type])
-    if query.only_latest and not query.version:
+    # A version or an identifier names one version, latest or not.
+    if query.only_latest and not query.version and not query.identifier:
         exact("matterhub.latest", [True])
     q = query.q if query.q and query.q.strip() else None
     return GSearchRequest(

@@ -59,6 +59,7 @@ from matterhub.hub.builds import ARTEFACTS, Builder, BuildInput
 from matterhub.hub.bundle import StagedBundle
 from matterhub.hub.discovery import SearchQuery, entry, search_request
 from matterhub.hub.environments import SHIM_NAME, BuildStepFailed, EnvironmentBuilder
+from matterhub.hub.identifiers import ServableIdentifiers
 from matterhub.hub.sources import SourceFetcher, SourceSpec, fingerprint
 from matterhub.search.service import SearchService
 
@@ -67,6 +68,7 @@ __all__ = ["RuntimeSpec", "ServableService"]
 log = logging.getLogger(__name__)
 _LOG_LIMIT = 200_000
 INDEX = "dlhub"
+_SETTLE = "settle-identifiers"  # a build-queue item: mint identifiers left unminted
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +102,10 @@ class ServableService:
         max_bundle_bytes: int,
         example_timeout_s: float = 300.0,
         sources: SourceFetcher | None = None,
+        identifiers: ServableIdentifiers | None = None,
     ) -> None:
         self._catalog = catalog
+        self.identifiers = identifiers
         self._blobs = blobs
         self._policy = policy
         self._search = search
@@ -132,6 +136,7 @@ class ServableService:
             ).all()
         for build_id in unfinished:
             self._queue.put(build_id)
+        self._queue.put(_SETTLE)  # on the build thread, so index writes never race
 
     def stop(self) -> None:
         """Stop after the build in progress (an interrupted one resumes on the next start)."""
@@ -363,6 +368,9 @@ class ServableService:
             runnable_by=runnable,
         )
         final["dlhub"].setdefault("domains", [])
+        # The hub mints these when the version goes live (hub/identifiers.py); never the caller.
+        final["dlhub"].pop("identifier", None)
+        final["datacite"].pop("identifier", None)
         final["datacite"].setdefault("resourceType", {"resourceTypeGeneral": "InteractiveResource"})
         final["datacite"].setdefault(
             "publicationYear", str(time.gmtime(int(version) / 1000).tm_year)
@@ -430,6 +438,7 @@ class ServableService:
                         build_id=builds.get(v.id),
                         environment_hash=v.environment_hash,
                         latest=live is not None and v.id == live.id,
+                        identifier=v.pid if v.pid_state == "registered" else None,
                     )
                     for v in versions
                 ],
@@ -570,10 +579,18 @@ class ServableService:
 
     def _run(self) -> None:
         while True:
-            build_id = self._queue.get()
+            retry_s = self.identifiers.retry_s if self.identifiers is not None else None
+            try:
+                build_id = self._queue.get(timeout=retry_s)
+            except queue.Empty:  # idle: retry identifiers the PID registry refused earlier
+                build_id = _SETTLE
             if build_id is None:
                 return
             try:
+                if build_id == _SETTLE:
+                    if self.identifiers is not None:
+                        self.identifiers.settle()
+                    continue
                 self._build(build_id)
             except Exception:  # never let the worker die; the build row says what failed
                 log.exception("build %s failed unexpectedly", build_id)
@@ -694,3 +711,5 @@ class ServableService:
         done = self._search.wait(task.task_id, timeout=300)
         if done.state != "SUCCESS":
             raise BuildStepFailed("register", f"indexing failed: {done.message}")
+        if self.identifiers is not None:  # live and indexed: now its identifier (never raises)
+            self.identifiers.settle(job.version_id)

@@ -32,6 +32,7 @@ from matterhub.hub.runtime import RunRequest
 from matterhub.web.access import access_block
 from matterhub.web.render import PageRoute, page
 from matterhub.web.scaling import workers_section
+from matterhub.web.servable_cite import cite_block
 from matterhub.web.servable_view import result_view, servable_view, summarize_servable
 from matterhub.web.sessions import CurrentSession, WebSession, require_csrf
 
@@ -145,6 +146,7 @@ def servable_page(
     can_run = context["run"]["ok"] or described.latest_version is None
     context["access"] = access_block(services, identity, owner, ref, can_run)
     context["version_param"] = version or ""
+    context["cite"] = cite_block(services, identity, ref, context.get("shown_version"))
     context["attempt"] = attempt
     context["workers"] = workers_section(services, identity, ref, workers_error)
     return page(request, session, "servable.html", context, status_code=status_code)

@@ -111,6 +111,9 @@ def search(
     match_all_authors: bool = False,
     domain: Annotated[list[str], Query()] = [],  # noqa: B006
     doi: Annotated[str | None, Query(description="A related identifier (DOI).")] = None,
+    identifier: Annotated[
+        str | None, Query(max_length=255, description="A version's own identifier (DOI or PID).")
+    ] = None,
     input_type: Annotated[str | None, Query(description="e.g. ndarray, structure")] = None,
     output_type: str | None = None,
     version: str | None = None,
@@ -128,6 +131,7 @@ def search(
         match_all_authors=match_all_authors,
         domains=domain,
         doi=doi,
+        identifier=identifier,
         input_type=input_type,
         output_type=output_type,
         version=version,

@@ -83,6 +83,12 @@ class ServableDescription:
         ]
         return self
 
+    def set_license(self, rights: str, uri: str | None = None) -> ServableDescription:
+        """The license its citations state (e.g. `"MIT"`, `"https://opensource.org/license/mit"`)."""
+        entry = {"rights": rights, **({"rightsURI": uri} if uri else {})}
+        self.document["datacite"]["rightsList"] = [entry]
+        return self
+
     def add_related_identifier(
         self, doi: str, relation: str = "IsDescribedBy"
     ) -> ServableDescription:
