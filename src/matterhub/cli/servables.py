@@ -218,6 +218,7 @@ def publish(
     the version made before)."""
     from matterhub.cli import servable_sources
 
+    client: Client | None = None
     try:
         client = _client(profile)
         if servable_sources.is_source(bundle):
@@ -260,6 +261,9 @@ def publish(
             out.print(build["log"], highlight=False, markup=False)
     except (ClientError, *_DESCRIBE_ERRORS) as exc:
         raise _fail(exc) from None
+    finally:
+        if client is not None:
+            client.close()
     if build["status"] == "failed":
         err.print(f"[red]build failed at {build['step']}[/red]")
         raise typer.Exit(1)
