@@ -165,6 +165,10 @@ EXPECT: dict[tuple[str, str], dict[str, str]] = {
         "pub": "yyyyyy",
         "priv": "nnyyny",
     },
+    # Scaling (hub/runtime/scaling.py): the workers view and the bounds are the owner's and the
+    # administrators' only (403 to those who see the servable, 404 to those who do not).
+    ("GET", "/api/servables/{owner}/{name}/workers"): {"pub": "nnnyny", "priv": "nnnyny"},
+    ("PUT", "/api/servables/{owner}/{name}/scaling"): {"pub": "nnnyny", "priv": "nnnyny"},
     ("GET", "/schemas/"): {"-": "yyyyyy"},
     ("GET", "/schemas/{name}"): {"-": "yyyyyy"},
 }
