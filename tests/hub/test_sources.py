@@ -342,3 +342,34 @@ def test_client_errors_name_the_source(hub: Hub, git: dict[str, Any]) -> None:
     with pytest.raises(ClientError) as caught:
         hub.client("alice").publish_source({"url": git["url"], "ref": "nope"}, document("x"))
     assert "nope" in str(caught.value)
+
+
+def test_zenodo_and_figshare_records_are_sources(tmp_path: Path) -> None:
+    """A record of each repository (local fakes of their APIs) holds the servable's file."""
+    from tests.fakes.repositories import FakeRepositories
+
+    repos = FakeRepositories()
+    repos.files = {"adder.py": ADD_SOURCE.encode(), "notes.txt": b"notes\n"}
+    repos.zenodo = {"4242": ["adder.py", "notes.txt"]}
+    repos.figshare = {"777": ["adder.py"]}
+    settings = hub_settings(
+        tmp_path / "hub",
+        outbound_allowed_networks=LOOPBACK,
+        connect_zenodo_url=repos.url,
+        connect_figshare_url=repos.url,
+    )
+    try:
+        with running_hub(settings) as hub:
+            for name, source in (("from-zenodo", "zenodo:4242"), ("from-figshare", "figshare:777")):
+                response = _post(hub, {"document": document(name), "source": source})
+                assert response.status_code == 202, response.text
+                recorded = hub.client("alice").describe_servable(f"alice/{name}")
+                provenance = recorded["document"]["dlhub"]["source"]
+                assert provenance["type"] == "url" and provenance["url"] == source
+                files = {f["path"]: f["sha256"] for f in provenance["files"]}
+                assert files["adder.py"] == _sha(ADD_SOURCE)
+            assert {f["path"] for f in provenance["files"]} == {"adder.py"}
+            missing = _post(hub, {"document": document("none"), "source": "zenodo:999"})
+            assert missing.status_code == 422 and "zenodo:999" in missing.json()["detail"]
+    finally:
+        repos.close()
