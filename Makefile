@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= server,postgres,s3,dev,compat,demo,materials,ml,client,ray
+EXTRAS ?= server,postgres,s3,dev,compat,demo,materials,ml,client,ray,science
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint format clean lock

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from ase import Atoms, units
-
 from examples.delta_learning.data import (
     ATOM_MULTIPLICITY,
     B3LYP_CSV,
@@ -82,7 +81,7 @@ def _scf(atoms: Atoms, mult: int) -> tuple[float, str, float, bool]:
     from pyscf import dft, gto
 
     mol = gto.M(
-        atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)],
+        atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist(), strict=True)),
         unit="Angstrom",
         basis=SETTINGS["basis"],
         cart=SETTINGS["cartesian_d"],
@@ -196,8 +195,11 @@ def run(out_csv: Path = B3LYP_CSV, only: list[str] | None = None) -> None:
             row = molecule_energy(atoms, atom_energies)
             writer.writerow(row)
             f.flush()
-            print(f"[{i}/{len(todo)}] {row['name']}: {row['b3lyp_De_kcal_mol']:.2f} kcal/mol "
-                  f"{row['method']} {row['wall_s']:.1f} s converged={row['converged']}", flush=True)
+            print(
+                f"[{i}/{len(todo)}] {row['name']}: {row['b3lyp_De_kcal_mol']:.2f} kcal/mol "
+                f"{row['method']} {row['wall_s']:.1f} s converged={row['converged']}",
+                flush=True,
+            )
     with out_csv.open() as f:
         rows = list(csv.DictReader(f))
     meta["n_molecules"] = len(rows)

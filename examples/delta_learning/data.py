@@ -28,7 +28,9 @@ Cheap level: GFN2-xTB atomization energy (kcal/mol) with tblite's ASE calculator
     ``tblite.ase.TBLite(method="GFN2-xTB")``, ``De = Σ E(atom) − E(mol)``. Molecules take their
     multiplicity; isolated atoms take ``multiplicity=2S+1`` **and** ``spin_polarization=1.0``
     (without spin polarization the high-spin C/N/O atoms are too high in energy and De far too
-    large). Energies in eV from ASE converted with ``ase.units`` (1 kcal/mol = units.kcal/units.mol).
+    large). Open-shell molecules are spin-polarized too (the same Hamiltonian as their atoms);
+    closed shells are unaffected by it. Energies in eV from ASE, converted to kcal/mol with
+    ``ase.units`` (``units.kcal / units.mol``).
 
 Middle level: B3LYP/6-31G* atomization energies from ``b3lyp.py`` (``data/b3lyp.csv``),
     merged in by ``generate()`` (empty where not computed).
@@ -133,9 +135,7 @@ def reference_de(name: str) -> float:
     """Experimental De (kcal/mol) of a G2 molecule from ASE's tables (see the module docstring)."""
     mol = _MOLECULE_DATA[name]
     atoms = _molecule(name).get_chemical_symbols()
-    atom_terms = sum(
-        _ATOM_DATA[s]["enthalpy"] - _ATOM_DATA[s]["thermal correction"] for s in atoms
-    )
+    atom_terms = sum(_ATOM_DATA[s]["enthalpy"] - _ATOM_DATA[s]["thermal correction"] for s in atoms)
     return float(-mol["enthalpy"] + mol["ZPE"] + mol["thermal correction"] + atom_terms)
 
 
@@ -201,7 +201,7 @@ def load(data_dir: Path = DATA_DIR) -> tuple[list[Atoms], pd.DataFrame]:
     """The structures and the energy table (same order); energies in kcal/mol."""
     xyz, csv_path = data_dir / MOLECULES_XYZ.name, data_dir / ENERGIES_CSV.name
     if not xyz.exists() or not csv_path.exists():
-        raise FileNotFoundError(f"no data in {data_dir}: run python -m examples.delta_learning.data")
+        raise FileNotFoundError(f"no data in {data_dir}: python -m examples.delta_learning.data")
     molecules = ase.io.read(xyz, index=":", format="extxyz")
     table = pd.read_csv(csv_path)
     names = [str(m.info["name"]) for m in molecules]
