@@ -156,12 +156,25 @@ def xtb_atom_energy(symbol: str) -> float:
     return _xtb_energy(Atoms(symbol), ATOM_MULTIPLICITY[symbol])
 
 
+def _structure_multiplicity(atoms: Atoms) -> int:
+    """``info["multiplicity"]``, else the G2 one, else the lowest the electron count allows."""
+    if "multiplicity" in atoms.info:
+        return int(atoms.info["multiplicity"])
+    if atoms.info.get("name") in _MOLECULE_DATA:
+        return multiplicity(atoms.info["name"])
+    return 1 + int(atoms.get_atomic_numbers().sum()) % 2
+
+
 def xtb_de(atoms: Atoms, atom_energies: dict[str, float] | None = None) -> float:
-    """GFN2-xTB atomization energy De (kcal/mol) of a G2 molecule (``info["name"]`` set)."""
+    """GFN2-xTB atomization energy De (kcal/mol) of a neutral molecule.
+
+    The multiplicity is ``info["multiplicity"]`` if set, else the G2 one for ``info["name"]``,
+    else singlet/doublet by electron count (what a servable gets for an arbitrary structure).
+    """
     symbols = atoms.get_chemical_symbols()
     if atom_energies is None:
         atom_energies = {s: xtb_atom_energy(s) for s in set(symbols)}
-    e_mol = _xtb_energy(atoms, multiplicity(atoms.info["name"]))
+    e_mol = _xtb_energy(atoms, _structure_multiplicity(atoms))
     return (sum(atom_energies[s] for s in symbols) - e_mol) / KCAL_MOL
 
 

@@ -108,3 +108,17 @@ def test_generate_reproduces_the_committed_files(tmp_path) -> None:
     committed = pd.read_csv(data.ENERGIES_CSV)
     pd.testing.assert_frame_equal(fresh, committed, check_exact=False, atol=1e-5, rtol=0)
     assert (tmp_path / "molecules.extxyz").read_text() == data.MOLECULES_XYZ.read_text()
+
+
+def test_gfn2_xtb_of_an_unnamed_structure_takes_the_multiplicity_from_its_electrons() -> None:
+    molecules = {m.info["name"]: m for m in data.g2_molecules()}
+    for name in ["CH3", "CH4"]:  # a doublet and a singlet, as a servable would receive them
+        bare = molecules[name].copy()
+        bare.info.clear()
+        assert data.xtb_de(bare) == pytest.approx(data.xtb_de(molecules[name]), abs=1e-9)
+    triplet = molecules["CH2_s3B1d"].copy()
+    triplet.info = {}
+    singlet_guess = data.xtb_de(triplet)
+    triplet.info["multiplicity"] = 3
+    assert data.xtb_de(triplet) == pytest.approx(data.xtb_de(molecules["CH2_s3B1d"]), abs=1e-9)
+    assert singlet_guess != pytest.approx(data.xtb_de(triplet), abs=1.0)
