@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 from ase import Atoms, units
 from ase.data import g2_1, g2_2
+from examples.delta_learning import xtb_atomization
 
 __all__ = [
     "ATOM_MULTIPLICITY",
@@ -139,43 +140,20 @@ def reference_de(name: str) -> float:
     return float(-mol["enthalpy"] + mol["ZPE"] + mol["thermal correction"] + atom_terms)
 
 
-def _xtb_energy(atoms: Atoms, mult: int) -> float:
-    """GFN2-xTB total energy (eV); open-shell species spin-polarized, closed shells not."""
-    from tblite.ase import TBLite
-
-    params: dict[str, Any] = {"method": "GFN2-xTB", "multiplicity": mult, "verbosity": 0}
-    if mult > 1:
-        params["spin_polarization"] = 1.0
-    atoms = atoms.copy()
-    atoms.calc = TBLite(**params)
-    return float(atoms.get_potential_energy())
-
-
 def xtb_atom_energy(symbol: str) -> float:
     """GFN2-xTB energy (eV) of an isolated atom: its ground-state multiplicity, spin-polarized."""
-    return _xtb_energy(Atoms(symbol), ATOM_MULTIPLICITY[symbol])
+    return xtb_atomization.atom_energy(symbol)
 
 
-def _structure_multiplicity(atoms: Atoms) -> int:
-    """``info["multiplicity"]``, else the G2 one, else the lowest the electron count allows."""
-    if "multiplicity" in atoms.info:
-        return int(atoms.info["multiplicity"])
-    if atoms.info.get("name") in _MOLECULE_DATA:
-        return multiplicity(atoms.info["name"])
-    return 1 + int(atoms.get_atomic_numbers().sum()) % 2
-
-
-def xtb_de(atoms: Atoms, atom_energies: dict[str, float] | None = None) -> float:
-    """GFN2-xTB atomization energy De (kcal/mol) of a neutral molecule.
-
-    The multiplicity is ``info["multiplicity"]`` if set, else the G2 one for ``info["name"]``,
-    else singlet/doublet by electron count (what a servable gets for an arbitrary structure).
+def xtb_de(atoms: Atoms) -> float:
+    """GFN2-xTB atomization energy De (kcal/mol) of a neutral molecule (`xtb_atomization.xtb_de`,
+    the servable's own code). The multiplicity is ``info["multiplicity"]`` if set, else the G2 one
+    for ``info["name"]``, else singlet/doublet by electron count.
     """
-    symbols = atoms.get_chemical_symbols()
-    if atom_energies is None:
-        atom_energies = {s: xtb_atom_energy(s) for s in set(symbols)}
-    e_mol = _xtb_energy(atoms, _structure_multiplicity(atoms))
-    return (sum(atom_energies[s] for s in symbols) - e_mol) / KCAL_MOL
+    if "multiplicity" not in atoms.info and atoms.info.get("name") in _MOLECULE_DATA:
+        atoms = atoms.copy()
+        atoms.info["multiplicity"] = multiplicity(atoms.info["name"])
+    return xtb_atomization.xtb_de(atoms)
 
 
 def _b3lyp_column(names: list[str], path: Path) -> list[float]:
@@ -189,7 +167,6 @@ def _b3lyp_column(names: list[str], path: Path) -> list[float]:
 def generate(out_dir: Path = DATA_DIR, b3lyp_csv: Path = B3LYP_CSV) -> pd.DataFrame:
     """Write ``molecules.extxyz`` and ``energies.csv`` to ``out_dir``; return the table."""
     molecules = g2_molecules()
-    atom_energies = {s: xtb_atom_energy(s) for s in ATOM_MULTIPLICITY}
     names = [m.info["name"] for m in molecules]
     table = pd.DataFrame(
         {
@@ -197,7 +174,7 @@ def generate(out_dir: Path = DATA_DIR, b3lyp_csv: Path = B3LYP_CSV) -> pd.DataFr
             "formula": [m.get_chemical_formula() for m in molecules],
             "n_atoms": [len(m) for m in molecules],
             "reference_De_kcal_mol": [reference_de(n) for n in names],
-            "xtb_De_kcal_mol": [xtb_de(m, atom_energies) for m in molecules],
+            "xtb_De_kcal_mol": [xtb_de(m) for m in molecules],
             "b3lyp_De_kcal_mol": _b3lyp_column(names, b3lyp_csv),
         },
         columns=COLUMNS,
