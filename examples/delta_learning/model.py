@@ -1,4 +1,4 @@
-"""The Δ-model: a SchNet (Schütt et al., J. Chem. Phys. 148, 241722, 2018) that corrects cheap energies.
+"""The Δ-model: a SchNet (Schütt et al., J. Chem. Phys. 148, 241722, 2018) for cheap → accurate.
 
 Given a molecule (``ase.Atoms``) and its cheap atomization energy (kcal/mol), the model predicts
 Δ = reference − cheap. It is written directly in torch (schnetpack 2.0.4 needs a patch to import
@@ -285,7 +285,7 @@ def fit_linear(
 
 def _seed(seed: int) -> None:
     torch.manual_seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - nothing here draws from the global state, belt and braces
+    np.random.seed(seed)  # nothing here draws from numpy's global state; belt and braces
 
 
 def fit(
@@ -358,7 +358,7 @@ def _fit(
         raise ValueError("atoms, cheap and reference must have the same length")
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
-    n_val = int(round(val_fraction * n)) if val_fraction > 0 and n >= 10 else 0
+    n_val = round(val_fraction * n) if val_fraction > 0 and n >= 10 else 0
     val_idx, train_idx = order[:n_val], order[n_val:]
 
     model = SchNet(config)

@@ -1,4 +1,4 @@
-"""Development stand-in for the Δ-learning data: the 148 G2 molecules, experimental De, a cheap level.
+"""Development stand-in for the Δ-learning data: 148 G2 molecules, experimental De, a cheap level.
 
 The real inputs come from `examples/delta_learning/data.py` (the data branch). This module lets
 the model be built and tested without them:
@@ -73,7 +73,7 @@ def cheap_elements(atoms_list: list[Atoms], reference: np.ndarray) -> np.ndarray
 
 
 def cheap_xtb(atoms_list: list[Atoms]) -> np.ndarray:
-    """GFN2-xTB De (kcal/mol) with tblite: isolated atoms spin-polarised at their G2 multiplicity."""
+    """GFN2-xTB De (kcal/mol) with tblite; atoms spin-polarised at their G2 multiplicity."""
     from tblite.ase import TBLite
 
     _, atom_data = _tables()
