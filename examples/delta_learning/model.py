@@ -569,8 +569,28 @@ def throughput(
     *,
     batch: int = 100,
     repeats: int = 20,
+    threads: int | None = None,
 ) -> dict[str, float]:
-    """In-process `predict` speed on batches of `batch` molecules (including batch building)."""
+    """In-process `predict` speed on batches of `batch` molecules (including batch building).
+
+    `threads` sets torch's intra-op threads for the measurement (None: leave as is).
+    """
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _throughput(folder_or_model, atoms_list, cheap_energies, batch, repeats)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _throughput(
+    folder_or_model: SchNet | str | Path,
+    atoms_list: Sequence[Atoms],
+    cheap_energies: Sequence[float] | np.ndarray,
+    batch: int,
+    repeats: int,
+) -> dict[str, float]:
     model = _resolve(folder_or_model)
     cheap = np.asarray(cheap_energies, dtype=float)
     idx = np.resize(np.arange(len(atoms_list)), batch)
