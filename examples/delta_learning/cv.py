@@ -1,7 +1,7 @@
 """Cross-validate the Δ-model, train it on all molecules, save it and time it.
 
     python examples/delta_learning/cv.py                       # the committed data files
-    python examples/delta_learning/cv.py --standin xtb         # development stand-in (see standin.py)
+    python examples/delta_learning/cv.py --standin xtb         # the development stand-in
     python examples/delta_learning/cv.py --cheap b3lyp --epochs 20 --folds 3 --out /tmp/delta
 
 Reads `data/molecules.extxyz` and `data/energies.csv` (the shared format: one row per molecule,
@@ -51,10 +51,7 @@ def load_standin(kind: str) -> tuple[list, np.ndarray, np.ndarray]:
 
     atoms = standin.molecules()
     reference = standin.atomization_energies(atoms)
-    if kind == "xtb":
-        cheap = standin.cheap_xtb(atoms)
-    else:
-        cheap = standin.cheap_elements(atoms, reference)
+    cheap = standin.cheap_xtb(atoms) if kind == "xtb" else standin.cheap_elements(atoms, reference)
     return atoms, cheap, reference
 
 
