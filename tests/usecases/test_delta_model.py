@@ -217,3 +217,16 @@ def test_cross_validation_never_trains_on_test_molecules(g2, monkeypatch) -> Non
     assert result["mean"]["cheap"] == pytest.approx(
         np.mean([np.mean(np.abs(c[t] - r[t])) for _, t in result["splits"]])
     )
+
+
+def test_cv_script_end_to_end(tmp_path: Path, capsys) -> None:
+    cv = _import("cv")
+    out = tmp_path / "trained"
+    argv = ["--standin", "elements", "--folds", "2", "--epochs", "1", "--out", str(out)]
+    assert cv.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "delta_schnet" in printed and "molecules/s" in printed
+    document = json.loads((out / "cv.json").read_text())
+    assert len(document["folds"]) == 2 and len(document["predictions"]) == 148
+    assert set(document["mean"]) == set(M.PREDICTORS)
+    assert len(M.predict(out, standin.molecules()[:3], [1.0, 2.0, 3.0])) == 3
