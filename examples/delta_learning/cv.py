@@ -55,6 +55,42 @@ def load_standin(kind: str) -> tuple[list, np.ndarray, np.ndarray]:
     return atoms, cheap, reference
 
 
+def parity_plot(path: Path, reference: np.ndarray, oof: dict, label: str, means: dict) -> None:
+    """Out-of-fold prediction against reference, one panel per predictor (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = ["cheap", "linear+elements", "delta_schnet"]
+    fig, axes = plt.subplots(
+        2,
+        len(shown),
+        figsize=(4.2 * len(shown), 7.6),
+        sharex=True,
+        sharey="row",
+        gridspec_kw={"height_ratios": [3, 2]},
+    )
+    lo, hi = float(reference.min()) - 50, float(reference.max()) + 50
+    for column, name in enumerate(shown):
+        top, bottom = axes[0, column], axes[1, column]
+        top.plot([lo, hi], [lo, hi], color="0.6", linewidth=1)
+        top.scatter(reference, oof[name], s=10, alpha=0.7)
+        top.set_title(f"{name}: CV MAE {means[name]:.1f} kcal/mol", fontsize=10)
+        top.set_xlim(lo, hi)
+        top.set_ylim(lo, hi)
+        bottom.axhline(0.0, color="0.6", linewidth=1)
+        bottom.scatter(reference, oof[name] - reference, s=10, alpha=0.7)
+        bottom.set_xlabel("reference De (kcal/mol)")
+    axes[0, 0].set_ylabel("predicted De, out of fold (kcal/mol)")
+    axes[1, 0].set_ylabel("predicted − reference (kcal/mol)")
+    fig.suptitle(label, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Cross-validate, print, train on everything, save, time."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -66,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-cheap-input", action="store_true", help="prior on elements only")
     parser.add_argument("--out", type=Path, default=HERE / "trained", help="output folder")
+    parser.add_argument("--plot", type=Path, help="write a parity plot (PNG) here")
     args = parser.parse_args(argv)
 
     if args.standin:
@@ -73,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         label = f"stand-in: G2 experimental De vs {args.standin}"
     else:
         atoms, cheap, reference = load_files(args.data, args.cheap)
-        label = f"{args.data}: reference vs {args.cheap}"
+        label = f"{args.data.name}/: reference vs {args.cheap}"
     config = delta_model.Config(cheap_input=not args.no_cheap_input)
     print(f"{len(atoms)} molecules ({label}); {args.folds}-fold CV, {args.epochs} epochs")
 
@@ -98,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     print("mean          " + "  ".join(f"{result['mean'][n]:16.2f}" for n in names))
     print("std           " + "  ".join(f"{result['std'][n]:16.2f}" for n in names))
     print(f"CV took {cv_seconds:.0f} s")
+    if args.plot:
+        title = f"{len(atoms)} molecules, {label}, {args.folds}-fold CV (seed {args.seed})"
+        parity_plot(args.plot, reference, oof, title, result["mean"])
+        print(f"parity plot: {args.plot}")
 
     final = delta_model.fit(
         atoms, cheap, reference, epochs=args.epochs, seed=args.seed, config=config
