@@ -390,7 +390,7 @@ def _fit(
         optimizer, T_max=max(1, epochs * steps_per_epoch), eta_min=lr_final
     )
     norm = float(model.scale) ** 2 * mean_atoms  # loss in units of the residual variance
-    # Batches are built once per epoch order; building them is cheap next to the network.
+    # Batches are rebuilt at every step from the shuffled order; that is cheap next to the network.
     best_state, best_mae = None, math.inf
     for epoch in range(epochs):
         model.train()
