@@ -51,6 +51,7 @@ __all__ = [
     "predict_delta",
     "save",
     "throughput",
+    "unseen_elements",
 ]
 
 MAX_Z = 100
@@ -220,6 +221,7 @@ class SchNet(nn.Module):
         self.register_buffer("cheap_coef", torch.zeros(()))  # α
         self.register_buffer("bias", torch.zeros(()))  # b, kcal/mol per molecule
         self.register_buffer("scale", torch.ones(()))  # kcal/mol per unit of atom-wise output
+        self.register_buffer("trained_elements", torch.zeros(c.max_z + 1, dtype=torch.bool))
 
     def prior(self, batch: Batch) -> torch.Tensor:
         """The linear part: α·cheap + Σ_e c_e·n_e + b (kcal/mol per molecule)."""
@@ -372,6 +374,7 @@ def _fit(
         model.cheap_coef.fill_(a if config.cheap_input else 0.0)
         model.element_ref.copy_(torch.as_tensor(c, dtype=torch.float32))
         model.bias.fill_(b)
+        model.trained_elements.copy_(torch.as_tensor(counts[train_idx].sum(axis=0) > 0))
         prior = counts @ c + (a * cheap if config.cheap_input else 0.0) + b
         residual = delta[train_idx] - prior[train_idx]
         mean_atoms = float(np.mean([len(atoms[i]) for i in train_idx]))
@@ -528,6 +531,19 @@ def _resolve(folder_or_model: SchNet | str | Path) -> SchNet:
         return folder_or_model
     path = Path(folder_or_model).resolve()
     return _cached(str(path), (path / WEIGHTS).stat().st_mtime)
+
+
+def unseen_elements(
+    folder_or_model: SchNet | str | Path, atoms_list: Sequence[Atoms | Mapping[str, Any]]
+) -> list[list[int]]:
+    """Per molecule, the atomic numbers the model never saw in training (its predictions for
+    those molecules are extrapolations: an untrained embedding and a zero element offset)."""
+    model = _resolve(folder_or_model)
+    seen = model.trained_elements.numpy()
+    return [
+        sorted(int(z) for z in set(_numbers_positions(item)[0].tolist()) if not seen[z])
+        for item in atoms_list
+    ]
 
 
 def predict_delta(

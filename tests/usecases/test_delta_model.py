@@ -156,6 +156,10 @@ def test_short_fit_lowers_training_loss_and_is_deterministic(g2) -> None:
     )
     assert len(history) == 60
     assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
+    trained = {int(z) for a in mols for z in a.numbers}
+    assert set(np.nonzero(net.trained_elements.numpy())[0].tolist()) == trained  # no hold-out
+    beh = _by_name(atoms, "BeH")[0]
+    assert M.unseen_elements(net, [mols[0], beh]) == [[], [4]]  # BeH is G2's only Be molecule
     train_mae = np.mean(np.abs(np.asarray(M.predict(net, mols, c)) - r))
     prior_only = net.prior(M.make_batch(mols, c, cutoff=config.cutoff)).numpy() + c
     assert train_mae < np.mean(np.abs(prior_only - r))  # the network adds to its linear prior
