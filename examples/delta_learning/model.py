@@ -435,7 +435,7 @@ def kfold(n: int, folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.nd
     ]
 
 
-PREDICTORS = ("cheap", "linear", "linear+elements", "delta_schnet")
+PREDICTORS = ("cheap", "linear", "linear+elements", "cheap+elements", "delta_schnet")
 
 
 def cross_validate(
@@ -448,11 +448,12 @@ def cross_validate(
     predictions: dict[str, np.ndarray] | None = None,
     **fit_kwargs: Any,
 ) -> dict[str, Any]:
-    """K-fold CV MAE (kcal/mol) against the reference for four predictors, fitted per fold.
+    """K-fold CV MAE (kcal/mol) against the reference for five predictors, fitted per fold.
 
     - ``cheap``: the cheap level alone;
     - ``linear``: reference ≈ a·cheap + b;
     - ``linear+elements``: reference ≈ a·cheap + Σ_e c_e·n_e + b (element counts, small ridge);
+    - ``cheap+elements``: reference ≈ cheap + Σ_e c_e·n_e + b (a = 1: per-element Δ only);
     - ``delta_schnet``: cheap + the SchNet Δ-model (`fit(..., **fit_kwargs)`).
 
     Every fit (linear coefficients, the model's prior, scale, weights, early-stopping split) sees
@@ -472,6 +473,8 @@ def cross_validate(
         oof["linear"][test] = a * cheap[test] + b
         a, c, b = fit_linear(cheap[train], reference[train], counts[train])
         oof["linear+elements"][test] = a * cheap[test] + counts[test] @ c + b
+        _, c, b = fit_linear(np.zeros(len(train)), reference[train] - cheap[train], counts[train])
+        oof["cheap+elements"][test] = cheap[test] + counts[test] @ c + b
         model = fit(
             [atoms[i] for i in train], cheap[train], reference[train], seed=seed + f, **fit_kwargs
         )

@@ -210,10 +210,15 @@ def test_cross_validation_never_trains_on_test_molecules(g2, monkeypatch) -> Non
         assert names == {mols[i].info["name"] for i in train}
         assert not names & test_names
         assert row["n_test"] == len(test)
-    # Two linear fits per fold in cross_validate, one inside each fit: all on training targets.
-    train_targets = [set(r[train].tolist()) for train, _ in result["splits"]]
-    for fold, target in enumerate(seen_linear[:2] + seen_linear[3:5] + seen_linear[6:8]):
-        assert set(target.tolist()) <= train_targets[fold // 2]
+    # Three linear fits per fold in cross_validate and one inside each fit, all on training targets
+    # (reference, or reference − cheap); none of a test molecule's values reaches them.
+    assert len(seen_linear) == 4 * 3
+    for fold, (train, test) in enumerate(result["splits"]):
+        allowed = set(r[train].tolist()) | set((r - c)[train].tolist())
+        forbidden = set(r[test].tolist()) | set((r - c)[test].tolist())
+        for target in seen_linear[4 * fold : 4 * fold + 4]:
+            assert set(target.tolist()) <= allowed
+            assert not set(target.tolist()) & forbidden
     # The reported MAEs are those of the out-of-fold predictions.
     for name in M.PREDICTORS:
         assert not np.isnan(oof[name]).any()
