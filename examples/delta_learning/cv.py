@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-cheap-input", action="store_true", help="prior on elements only")
+    parser.add_argument("--cheap-input", action="store_true", help="prior also has α·cheap")
     parser.add_argument("--out", type=Path, default=HERE / "trained", help="output folder")
     parser.add_argument("--plot", type=Path, help="write a parity plot (PNG) here")
     args = parser.parse_args(argv)
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         atoms, cheap, reference = load_files(args.data, args.cheap)
         label = f"{args.data.name}/: reference vs {args.cheap}"
-    config = delta_model.Config(cheap_input=not args.no_cheap_input)
+    config = delta_model.Config(cheap_input=args.cheap_input)
     print(f"{len(atoms)} molecules ({label}); {args.folds}-fold CV, {args.epochs} epochs")
 
     start = time.perf_counter()

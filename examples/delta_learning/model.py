@@ -14,8 +14,9 @@ on torch 2.13 and its CLI fails), following the published architecture:
 - atom-wise output Dense(F/2) → ssp → Dense(1), summed over the atoms.
 
 The atom-wise sum is scaled and shifted like schnetpack's output module, except that its offsets
-come from a linear prior fitted on the training molecules only: Δ ≈ α·cheap + Σ_e c_e·n_e + b
-(ridge on the element counts n_e), so the network learns what the linear correction leaves over.
+come from a linear prior fitted on the training molecules only: Δ ≈ Σ_e c_e·n_e + b (ridge on the
+element counts n_e; with `Config(cheap_input=True)` also + α·cheap), so the network learns what
+per-element offsets leave over.
 
 Importable with only torch, numpy and ase, so a servable can call `predict(folder, atoms, cheap)`.
 """
@@ -68,7 +69,7 @@ class Config:
     n_rbf: int = 25  # K Gaussians on [0, cutoff]
     cutoff: float = 5.0  # Å; G2 molecules are small, so almost every pair is inside
     gamma: float | None = None  # Å⁻²; None: 1/(2 Δμ²) with Δμ the Gaussian spacing
-    cheap_input: bool = True  # the prior uses the cheap energy (α·cheap); False: elements only
+    cheap_input: bool = False  # True: the prior also has a term α·cheap; False: elements only
     max_z: int = MAX_Z
 
 
