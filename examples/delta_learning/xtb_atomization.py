@@ -68,9 +68,8 @@ def xtb_de(atoms: Atoms) -> float:
     return (atoms_total - xtb_energy(atoms, _multiplicity(atoms))) / KCAL_MOL
 
 
-def atomization(structure: str) -> float:
-    """The servable: a molecule as XYZ / extended XYZ text (or ASE JSON) → its GFN2-xTB De,
-    kcal/mol."""
+def read_molecule(structure: str) -> Atoms:
+    """A molecule from extended XYZ (or plain XYZ) or ASE JSON text, checked and bounded."""
     import ase.io
 
     text = structure.strip()
@@ -82,4 +81,16 @@ def atomization(structure: str) -> float:
         raise ValueError(f"{len(atoms)} atoms; this servable takes at most {_MAX_ATOMS}")
     if atoms.pbc.any():
         raise ValueError("a molecule is not periodic")
-    return round(xtb_de(atoms), 6)
+    return atoms
+
+
+def atomization(structure: str) -> float:
+    """The servable: a molecule as XYZ / extended XYZ text (or ASE JSON) → its GFN2-xTB De,
+    kcal/mol."""
+    return round(xtb_de(read_molecule(structure)), 6)
+
+
+def annotate(structure: str) -> dict[str, Any]:
+    """The pipeline's first step: the structure and its GFN2-xTB De (`{"structure", "cheap"}`),
+    what `delta_atomization` takes."""
+    return {"structure": structure, "cheap": round(xtb_de(read_molecule(structure)), 6)}
