@@ -144,6 +144,8 @@ def servable_view(
         "methods": [_method(n, m) for n, m in methods.items() if isinstance(m, dict)],
         "example": example,
         "has_example": "input" in example,
+        "takes_structure": ((methods.get("run") or {}).get("input") or {}).get("type")
+        == "structure",
         "example_input": _pretty(example.get("input")) if "input" in example else "",
         "example_output": _pretty(example["output"]) if "output" in example else None,
         "versions": versions,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.status import HTTP_308_PERMANENT_REDIRECT
@@ -33,6 +33,7 @@ from matterhub.web.access import access_block
 from matterhub.web.render import PageRoute, page
 from matterhub.web.scaling import workers_section
 from matterhub.web.servable_cite import cite_block
+from matterhub.web.servable_upload import MAX_FILE_BYTES, structure_inputs
 from matterhub.web.servable_view import result_view, servable_view, summarize_servable
 from matterhub.web.sessions import CurrentSession, WebSession, require_csrf
 
@@ -197,11 +198,63 @@ def _attempt(
 ) -> dict[str, Any]:
     """Run once for the form; bad JSON or a refused input raise, a servable's failure does not."""
     value = _parse_json(inputs, "inputs")
-    params = _parse_json(parameters, "parameters") if parameters.strip() else None
+    outcome = services.runs.run(
+        identity, ref, RunRequest(value, _parameters(parameters), version=version or None)
+    )
+    return result_view(outcome)
+
+
+def _parameters(text: str) -> dict[str, Any] | None:
+    params = _parse_json(text, "parameters") if text.strip() else None
     if params is not None and not isinstance(params, dict):
         raise InvalidInput("parameters must be a JSON object", field="parameters")
-    outcome = services.runs.run(identity, ref, RunRequest(value, params, version=version or None))
-    return result_view(outcome)
+    return params
+
+
+def _attempt_file(
+    services: Services,
+    identity: Identity,
+    ref: str,
+    upload: tuple[str, bytes],
+    parameters: str,
+    version: str,
+) -> dict[str, Any]:
+    """Run on an uploaded structure file: one run a structure (an XYZ file may hold many)."""
+    filename, data = upload
+    described = services.servables.describe(identity, ref, version=version or None)
+    methods = (described.document.get("servable") or {}).get("methods") or {}
+    runs = structure_inputs(data, filename, (methods.get("run") or {}).get("input") or {})
+    params = _parameters(parameters)
+    views = []
+    for run in runs:
+        request = RunRequest(run["input"], params, version=version or None)
+        views.append(
+            {"title": run["title"], **result_view(services.runs.run(identity, ref, request))}
+        )
+    if len(views) == 1:
+        return {**views[0], "inputs": runs[0]["input"]}
+    outputs = [
+        {"title": v["title"], **({"output": v["value"]} if v["ok"] else {"error": v["error"]})}
+        for v in views
+    ]
+    return {
+        "ok": True,
+        "rows": views,
+        "output": json.dumps(outputs, indent=2),
+        "wall_ms": round(sum(v["wall_ms"] for v in views), 3),
+        "total_ms": round(sum(v["total_ms"] for v in views), 3),
+        "cached": False,
+        "task_id": f"{len(views)} runs",
+        "version": views[-1]["version"],
+        "failed": sum(not v["ok"] for v in views),
+    }
+
+
+async def _read_upload(upload: UploadFile | None) -> tuple[str, bytes] | None:
+    """The chosen file (name, bytes) — read one byte past the bound so the bound can refuse it."""
+    if upload is None or not upload.filename:
+        return None
+    return upload.filename, await upload.read(MAX_FILE_BYTES + 1)
 
 
 @router.post("/servables/{owner}/{name}/try")
@@ -215,16 +268,27 @@ async def try_it(
     parameters: Annotated[str, Form()] = "",
     version: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
+    upload: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    """Run the servable from its page; JSON for the page's script, else the page re-rendered."""
+    """Run the servable from its page; JSON for the page's script, else the page re-rendered.
+
+    A chosen structure file (`upload`) is the input instead of the JSON text.
+    """
     wants_json = "application/json" in request.headers.get("accept", "")
     form = {"inputs": inputs, "parameters": parameters}
     ref = f"{owner}/{name}"
     try:
         require_csrf(session, csrf_token)
-        result = await run_in_threadpool(
-            _attempt, services, session.identity, ref, inputs, parameters, version
-        )
+        chosen = await _read_upload(upload)
+        if chosen is None:
+            result = await run_in_threadpool(
+                _attempt, services, session.identity, ref, inputs, parameters, version
+            )
+        else:
+            result = await run_in_threadpool(
+                _attempt_file, services, session.identity, ref, chosen, parameters, version
+            )
+            form["inputs"] = result.pop("inputs", inputs)
         status = 200
     except MatterHubError as exc:
         if wants_json:

@@ -64,6 +64,26 @@ function text(tag, content, attrs) {
   for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
   return node;
 }
+// One row a structure when an uploaded file held several.
+function rowsTable(answer) {
+  const table = text("table", "", { id: "try-rows" });
+  const failed = answer.failed ? `, ${answer.failed} failed` : "";
+  table.append(text("caption", `${answer.rows.length} structures${failed}`));
+  const head = document.createElement("tr");
+  for (const label of ["Structure", "Output", "ms"]) head.append(text("th", label, { scope: "col" }));
+  const thead = document.createElement("thead");
+  thead.append(head);
+  const body = document.createElement("tbody");
+  for (const row of answer.rows) {
+    const tr = document.createElement("tr");
+    const cell = document.createElement("td");
+    cell.append(row.ok ? text("code", row.output) : text("span", row.error, { class: "error" }));
+    tr.append(text("th", row.title, { scope: "row" }), cell, text("td", Number(row.total_ms || 0).toFixed(1)));
+    body.append(tr);
+  }
+  table.append(thead, body);
+  return table;
+}
 function enhanceTry() {
   const form = document.querySelector("form[data-try]");
   const box = document.getElementById("try-result");
@@ -73,7 +93,7 @@ function enhanceTry() {
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     box.replaceChildren(text("p", "Running…", { class: "muted" }));
-    for (const area of form.querySelectorAll("textarea")) area.removeAttribute("aria-invalid");
+    for (const area of form.querySelectorAll("textarea, input[type=file]")) area.removeAttribute("aria-invalid");
     let answer;
     try {
       const response = await fetch(form.action, {
@@ -96,7 +116,14 @@ function enhanceTry() {
         timing.append("ran in ", text("strong", ms(answer.wall_ms, 3)), ` (request ${ms(answer.total_ms, 1)})`);
       }
       timing.append(` · version ${answer.version} · task `, text("code", answer.task_id));
-      box.replaceChildren(text("h3", "Result"), text("pre", answer.output, { id: "try-output" }), timing);
+      if (answer.rows) {
+        box.replaceChildren(text("h3", "Result"), rowsTable(answer), timing);
+        const json = document.createElement("details");
+        json.append(text("summary", "As JSON"), text("pre", answer.output, { id: "try-output" }));
+        box.append(json);
+      } else {
+        box.replaceChildren(text("h3", "Result"), text("pre", answer.output, { id: "try-output" }), timing);
+      }
     } else if (answer.task_id) {
       box.replaceChildren(text("h3", "The servable raised an error"),
         text("pre", answer.error, { class: "error", id: "try-error" }),
@@ -104,7 +131,7 @@ function enhanceTry() {
     } else {
       const where = answer.field ? `${answer.field}: ` : "";
       box.replaceChildren(text("p", where + answer.error, { class: "error", id: "try-error" }));
-      const area = answer.field && form.querySelector(`textarea[name="${answer.field}"]`);
+      const area = answer.field && form.querySelector(`[name="${answer.field}"]`);
       if (area) area.setAttribute("aria-invalid", "true");
     }
   });
