@@ -211,6 +211,8 @@ def load(client: Client, source_id: str, folder: Path) -> tuple[list[Atoms], pd.
     client.download(source_id, folder, progress=False)
     by_name = {}
     for path in sorted(folder.rglob("*.extxyz")):
+        if ".derived" in path.parts:  # the hub's previews and open-format copies
+            continue
         atoms = ase.io.read(path, format="extxyz")
         assert isinstance(atoms, Atoms)
         by_name[atoms.info["name"]] = atoms
