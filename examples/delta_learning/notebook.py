@@ -49,16 +49,26 @@ as `python -m examples.delta_learning.workflow` and was executed by
     ),
     (
         "code",
-        """import json, os, sys, tempfile
-from contextlib import ExitStack
+        """import sys
 from pathlib import Path
 
 # The repository root (where examples/ is) on the import path, wherever Jupyter started.
 here = Path.cwd().resolve()
-sys.path.insert(0, str(next(p for p in [here, *here.parents] if (p / "examples").is_dir())))
+sys.path.insert(0, str(next(p for p in [here, *here.parents] if (p / "examples").is_dir())))""",
+    ),
+    (
+        "code",
+        """import json
+import os
+import subprocess
+import tempfile
+from contextlib import ExitStack
+
+import matplotlib.pyplot as plt
 import numpy as np
 from examples.delta_learning import data, workflow
 from examples.delta_learning import model as delta_model
+
 from matterhub import Client, Forge
 
 QUICK = {quick}  # True: 12 molecules and one epoch of training
@@ -67,6 +77,7 @@ stack = ExitStack()
 url, token = os.environ.get("MATTERHUB_URL"), os.environ.get("MATTERHUB_TOKEN")
 if not url:  # no hub given: serve one from a temporary folder, on loopback
     from examples.delta_learning.localhub import local_hub
+
     url, token = stack.enter_context(local_hub(work / "hub"))
 client = stack.enter_context(Client(url, token, timeout=120))
 print("hub:", url, "as", client.whoami()["username"])""",
@@ -97,7 +108,7 @@ print("mapping:", json.dumps(workflow.MAPPING, indent=1))""",
 version = workflow.submit(client, folder, source_name=name, previews=not QUICK)
 sid = version["source_id"]
 for step in version["status"]["status_list"]:
-    print(f"{step['code']} {step['text']}  {step.get('detail') or ''}")
+    print(step["code"], step["step"], step["detail"] or "")
 print("identifier:", version["pid"])
 print(client.cite(sid, format="bibtex"))""",
     ),
@@ -108,8 +119,8 @@ print(client.cite(sid, format="bibtex"))""",
 records = forge.match_source_names(sid).match_resource_types("record").aggregate()
 with_c_and_o = forge.match_source_names(sid).match_elements(["C", "O"]).aggregate()
 in_range = forge.match_source_names(sid).match_range("custom.xtb_De", 300, 500).aggregate()
-print(len(records), "records;", len(with_c_and_o), "with C and O;",
-      len(in_range), "with a GFN2-xTB De of 300-500 kcal/mol")
+print(f"{len(records)} records; {len(with_c_and_o)} with C and O;", end=" ")
+print(f"{len(in_range)} with a GFN2-xTB De of 300-500 kcal/mol")
 one = next(r for r in records if r["custom"]["name"] == "CH3OH")
 {k: one.get(k) for k in ("custom", "dft", "material", "molecule")}""",
     ),
@@ -130,8 +141,10 @@ The documented defaults (200 epochs, seed 0; `model.py`) on 80 % of what was loa
         "code",
         """train_idx, test_idx = workflow.split(len(loaded))
 held_out = [loaded[i] for i in test_idx]
-trained = workflow.train([loaded[i] for i in train_idx], frame.iloc[train_idx],
-                         work / "trained", quick=QUICK, source_id=sid)
+training = [loaded[i] for i in train_idx]
+trained = workflow.train(
+    training, frame.iloc[train_idx], work / "trained", quick=QUICK, source_id=sid
+)
 cheap = frame["custom.xtb_De"].to_numpy(float)
 reference = frame["custom.reference_De"].to_numpy(float)
 in_process = delta_model.predict(trained, held_out, cheap[test_idx])
@@ -139,9 +152,8 @@ print(len(train_idx), "training molecules,", len(held_out), "held out")""",
     ),
     (
         "code",
-        """servables = workflow.publish(
-    client, trained, version, (held_out[0], float(cheap[test_idx][0]), float(in_process[0]))
-)
+        """example = (held_out[0], float(cheap[test_idx][0]), float(in_process[0]))
+servables = workflow.publish(client, trained, version, example)
 for entry in servables.values():
     print(entry["ref"], "→", entry["identifier"])
 print(client.cite_servable(servables["delta_pipeline"]["ref"], format="bibtex"))""",
@@ -152,38 +164,38 @@ print(client.cite_servable(servables["delta_pipeline"]["ref"], format="bibtex"))
         """structures = [workflow.xyz(m) for m in held_out]
 done = client.run_batch(servables["delta_pipeline"]["ref"], structures, wait=True)
 corrected = [task["result"] for task in done["tasks"].values()]
-for m, c, r in zip(held_out[:5], corrected, reference[test_idx]):
+for m, c, r in zip(held_out[:5], corrected, reference[test_idx], strict=False):
     print(f"{m.info['name']:>10}: corrected {c:8.2f}  experiment {r:8.2f} kcal/mol")""",
     ),
     (
         "code",
-        """import subprocess
-(work / "mol.xyz").write_text(structures[0])
+        """(work / "mol.xyz").write_text(structures[0])
 pipeline = servables["delta_pipeline"]["ref"]
 command = ["matterhub", "run", pipeline, "--upload", str(work / "mol.xyz")]
-env = {**os.environ, "MATTERHUB_URL": url, "MATTERHUB_TOKEN": token,
-       "MATTERHUB_CLIENT_CONFIG": str(work / "client.json")}
-cli = subprocess.run([sys.executable, "-m", "matterhub.cli", *command[1:]],
-                     env=env, capture_output=True, text=True, check=True)
+env = {**os.environ, "MATTERHUB_URL": url, "MATTERHUB_TOKEN": token}
+env["MATTERHUB_CLIENT_CONFIG"] = str(work / "client.json")  # not a saved login
+run = [sys.executable, "-m", "matterhub.cli", *command[1:]]
+cli = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
 print("$", " ".join(command[:3]), "--upload mol.xyz")
 print(cli.stdout)""",
     ),
     (
         "code",
         """served = np.asarray(corrected)
-print(f"held-out MAE vs experiment (n = {len(served)}): "
-      f"GFN2-xTB {np.mean(np.abs(cheap[test_idx] - reference[test_idx])):.2f}, "
-      f"served Δ-model {np.mean(np.abs(served - reference[test_idx])):.2f} kcal/mol; "
-      f"served − in-process ≤ {np.max(np.abs(served - np.asarray(in_process))):.1e}")
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+mae_cheap = np.mean(np.abs(cheap[test_idx] - reference[test_idx]))
+mae_served = np.mean(np.abs(served - reference[test_idx]))
+gap = np.max(np.abs(served - np.asarray(in_process)))
+print(f"held-out MAE vs experiment (n = {len(served)}): GFN2-xTB {mae_cheap:.2f},", end=" ")
+print(f"served Δ-model {mae_served:.2f} kcal/mol; served − in-process ≤ {gap:.1e}")
 fig, ax = plt.subplots(figsize=(4.5, 4.5))
 ax.scatter(reference[test_idx], cheap[test_idx], s=14, alpha=0.7, label="GFN2-xTB")
 ax.scatter(reference[test_idx], served, s=14, alpha=0.7, label="served Δ-model")
 ax.plot([reference.min(), reference.max()], [reference.min(), reference.max()], c="grey", lw=0.8)
-ax.set_xlabel("experimental De (kcal/mol)"); ax.set_ylabel("predicted De (kcal/mol)")
-ax.legend(); fig.tight_layout(); plt.close(fig)
+ax.set_xlabel("experimental De (kcal/mol)")
+ax.set_ylabel("predicted De (kcal/mol)")
+ax.legend()
+fig.tight_layout()
+plt.close(fig)
 fig""",
     ),
     ("code", "stack.close()  # the client, and the hub if this notebook started one"),
