@@ -50,7 +50,8 @@ def test_the_committed_notebook_is_the_scripts_cells_executed() -> None:
         assert "".join(cell["source"]) == expected
     code = [c for c in cells if c["cell_type"] == "code"]
     assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
-    assert all(c["outputs"] for c in code[:-1])  # every step printed something
+    printing = [c for c in code if "print(" in "".join(c["source"])]
+    assert len(printing) >= 8 and all(c["outputs"] for c in printing)
     assert len({c["id"] for c in cells}) == len(cells)
     # Executed on the whole data set: every molecule found, the parity plot drawn.
     text = "".join("".join(o.get("text", [])) for c in code for o in c["outputs"])
