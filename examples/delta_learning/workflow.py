@@ -520,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
         url, token = stack.enter_context(local_hub(Path(folder)))
         print(f"own hub at {url} (folder {folder})")
         run(url, token, args)
+        if not args.hub_dir:
+            print("stopping the hub; removing its folder (with the built environments) …")
     return 0
 
 
