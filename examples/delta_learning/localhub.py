@@ -1,9 +1,10 @@
 """A MatterHub served on loopback from a local folder, for running the workflow without a hub.
 
 `local_hub(folder)` builds the services from `Settings` (so every `MATTERHUB_*` variable still
-applies), creates one user and a token, serves the API with uvicorn on a free loopback port in
-a thread, and yields `(url, token)`; the hub stops when the block ends. It is the same embedded
-hub `matterhub serve` runs (SQLite, tantivy, a local folder, sandboxed servables).
+applies, except the data folder and the base URL, which are this folder and this server's
+loopback address), creates one user and a token, serves the API with uvicorn on a free loopback
+port in a thread, and yields `(url, token)`; the hub stops when the block ends. It is the same
+embedded hub `matterhub serve` runs (SQLite, tantivy, a local folder, sandboxed servables).
 
 Servable environments are built into a package cache shared across runs —
 `$MATTERHUB_HUB_CACHE_DIR`, else `~/.cache/matterhub/builds` — so a second run does not download
