@@ -1,11 +1,12 @@
 # The two commands: `make demo` (set up and run the demo hub) and `make test` (set up and run all tests).
+# `make example-delta`: the Δ-learning use case end to end on its own loopback hub (minutes).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS ?= server,postgres,s3,dev,compat,demo,materials,ml,client,ray,science
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint format clean lock
+.PHONY: setup demo test lint format clean lock example-delta example-delta-quick
 
 setup: $(VENV)/.installed
 
@@ -21,6 +22,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 demo: setup
 	$(BIN)/matterhub demo
+
+# Data → Connect → Forge → train → publish → use; results in delta-learning-out/ (summary.json,
+# parity.png, the trained model). Its own hub lives in a temporary folder; MATTERHUB_URL and
+# MATTERHUB_TOKEN in the environment send it to an existing hub instead.
+example-delta: setup
+	$(BIN)/python -m examples.delta_learning.workflow --out delta-learning-out
+
+# The same on 12 molecules with one epoch of training (what CI runs, in about a minute).
+example-delta-quick: setup
+	$(BIN)/python -m examples.delta_learning.workflow --quick --out delta-learning-out
 
 test: setup
 	$(BIN)/python -m pytest -v $(PYTEST_ARGS)
@@ -39,4 +50,4 @@ lock: setup
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^matterhub' > constraints.txt
 
 clean:
-	rm -rf $(VENV) matterhub-demo matterhub-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) matterhub-demo matterhub-data delta-learning-out .pytest_cache .mypy_cache .ruff_cache

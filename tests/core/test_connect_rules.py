@@ -43,7 +43,12 @@ def test_a_full_mdf_submission_parses() -> None:
             "dc": DC,
             "data_sources": ["https://example.org/data.zip"],
             "mdf": {"acl": ["public"], "organizations": ["MDF Open"]},
-            "index": {"csv": {"mapping": {"material.composition": "formula"}}},
+            "index": {
+                "csv": {
+                    "mapping": {"material.composition": "formula", "custom.gap": "gap"},
+                    "units": {"custom": {"gap": "eV"}},
+                }
+            },
             "services": {"mdf_publish": {"publication_location": "x"}},
             "curation": True,
             "test": True,
@@ -70,6 +75,16 @@ def test_a_full_mdf_submission_parses() -> None:
             "at most 10",
         ),
         ({"dc": DC, "data_sources": ["x"], "curation": "maybe"}, "curation", "boolean"),
+        (
+            {"dc": DC, "data_sources": ["x"], "index": {"csv": {"units": ["kcal/mol"]}}},
+            "index",
+            "index.csv.units must be an object",
+        ),
+        (
+            {"dc": DC, "data_sources": ["x"], "index": {"csv": {"units": {"dft": {"e": ""}}}}},
+            "index",
+            "index.csv.units.dft.e: a unit is a non-empty string",
+        ),
         ({"dc": DC, "data_sources": ["x"], "surprise": 1}, "surprise", "Extra inputs"),
     ],
 )

@@ -42,7 +42,9 @@ def run(
             "--upload",
             "-u",
             help="A file input to upload (repeatable): PATH (alone, it is the input) or "
-            'PART=PATH, named in --input as {"upload": "PART"}.',
+            'PART=PATH, named in --input as {"upload": "PART"}. For a servable whose input '
+            "is a structure, the file's text is sent (XYZ, CIF, POSCAR, ASE JSON); with "
+            "--batch, one task per file.",
         ),
     ] = None,
     parameters: Annotated[
@@ -70,6 +72,13 @@ def run(
     files = _uploads(upload or [])
     extra: dict[str, Any] = {"files": files, "binary": file is not None}
     try:
+        if files and not given and _takes_structure(client, name, version):
+            # A structure is text (XYZ, CIF, POSCAR, ASE JSON): the files' texts are the input.
+            texts = [_text(part, path) for part, path in files.items()]
+            if len(texts) > 1 and not batch:
+                raise typer.BadParameter("several --upload files for one structure: add --batch")
+            inputs = texts if batch else texts[0]
+            extra["files"] = {}
         if batch:
             done = client.run_batch(name, inputs, params, wait=True, version=version)
             answer: Any = [done["tasks"][i].get("result") for i in done["tasks"]]
@@ -94,6 +103,20 @@ def run(
     finally:
         client.close()
     typer.echo(json.dumps(answer, indent=2, default=_plain))
+
+
+def _takes_structure(client: Client, name: str, version: str | None) -> bool:
+    """Whether the servable's (or pipeline's) declared input is one `structure`."""
+    document = client.describe_servable(name, version).get("document") or {}
+    run = (document.get("servable", {}).get("methods") or {}).get("run") or {}
+    return bool((run.get("input") or {}).get("type") == "structure")
+
+
+def _text(part: str, path: str) -> str:
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise typer.BadParameter(f"--upload {part}: a structure file is text (UTF-8)") from None
 
 
 def _npy(path: Path) -> Any:

@@ -154,15 +154,18 @@ class ConnectClient:
 
     def add_index(
         self, data_type: str, mapping: dict[str, Any], delimiter: str | None = None,
-        na_values: Any = None,
+        na_values: Any = None, *, units: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
-        """Field mapping for json/csv/yaml/xml/excel/filename data."""
+        """Field mapping for json/csv/yaml/xml/excel/filename data; `units` = `{field: unit}`
+        records each mapped value's unit beside it (`<field>_units`)."""
         json.dumps(mapping, allow_nan=False)  # as MDF: a mapping must be plain JSON
         entry: dict[str, Any] = {"mapping": mapping}
         if delimiter is not None:
             entry["delimiter"] = delimiter
         if na_values is not None:
             entry["na_values"] = na_values if isinstance(na_values, list) else [na_values]
+        if units:
+            entry["units"] = dict(units)
         self.index[data_type] = entry
 
     def add_service(self, service: str, parameters: Any = None) -> None:

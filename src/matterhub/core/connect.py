@@ -108,6 +108,27 @@ class SubmissionRequest(BaseModel):
             raise ValueError("at most 10 custom fields per dataset")
         return value
 
+    @field_validator("index")
+    @classmethod
+    def _units_are_named_strings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # `index.<kind>.units` = {"mdf.field": "unit"}, flat or nested: a refusal now beats a
+        # file whose records would all be lost at extraction.
+        for kind, options in value.items():
+            units = options.get("units") if isinstance(options, dict) else None
+            if units is None:
+                continue
+            if not isinstance(units, dict):
+                raise ValueError(f"index.{kind}.units must be an object {{field: unit}}")
+            stack = [(f"index.{kind}.units", units)]
+            while stack:
+                path, node = stack.pop()
+                for key, unit in node.items():
+                    if isinstance(unit, dict):
+                        stack.append((f"{path}.{key}", unit))
+                    elif not isinstance(unit, str) or not unit.strip():
+                        raise ValueError(f"{path}.{key}: a unit is a non-empty string")
+        return value
+
     @model_validator(mode="after")
     def _needs_dc_and_data(self) -> SubmissionRequest:
         if not self.update_metadata_only:

@@ -233,3 +233,45 @@ def test_a_workbook_that_inflates_too_far_is_refused(
     monkeypatch.setattr(sheets_module, "MAX_INFLATED_BYTES", 1000)
     with pytest.raises(ValueError, match="inflates to"):
         _run(path, tmp_path)
+
+
+def test_mapping_units_go_beside_each_mapped_value(tmp_path: Path) -> None:
+    table = tmp_path / "energies.csv"
+    table.write_text("name,De_kcal_mol,De_xtb\nCH4,420.18,388.58\nH2O,232.58,\n")
+    index = {
+        "csv": {
+            "mapping": {"custom.name": "name", "custom.De": "De_kcal_mol", "dft.De": "De_xtb"},
+            "units": {"custom": {"De": "kcal/mol"}, "dft.De": "kcal/mol", "custom.none": "eV"},
+        }
+    }
+    rows = _run(table, tmp_path, index=index)
+    assert rows[0] == {
+        "custom": {"name": "CH4", "De": 420.18, "De_units": "kcal/mol"},
+        "dft": {"De": 388.58, "De_units": "kcal/mol"},
+    }
+    # No value, no unit: H2O's empty cell maps to nothing, so gets no `dft` block at all.
+    assert rows[1] == {"custom": {"name": "H2O", "De": 232.58, "De_units": "kcal/mol"}}
+    one = tmp_path / "one.json"
+    one.write_text('{"e": 1.5}')
+    json_index = {"json": {"mapping": {"dft.e": "e"}, "units": {"dft.e": "eV"}}}
+    assert _run(one, tmp_path, index=json_index) == [{"dft": {"e": 1.5, "e_units": "eV"}}]
+
+
+@pytest.mark.parametrize(
+    ("units", "message"),
+    [
+        (["kcal/mol"], "index.csv.units must be an object"),
+        ({"custom.a": 3}, "index.csv.units.custom.a"),
+    ],
+)
+def test_bad_mapping_units_are_a_warning_naming_the_field(
+    units: Any, message: str, tmp_path: Path, pool: ExtractorPool
+) -> None:
+    table = tmp_path / "t.csv"
+    table.write_text("a\n1\n")
+    index = {"csv": {"mapping": {"custom.a": "a"}, "units": units}}
+    result = run_extractors(
+        [staged(table, tmp_path)], ExtractionContext(index=index, time_limit_s=10), pool=pool
+    )
+    assert [w["extractor"] for w in result.warnings] == ["tabular"]
+    assert message in result.warnings[0]["message"]

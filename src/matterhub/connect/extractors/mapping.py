@@ -20,6 +20,7 @@ __all__ = [
     "na_values",
     "number",
     "set_path",
+    "with_units",
 ]
 
 DEFAULT_NA = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
@@ -118,6 +119,30 @@ def map_item(item: Any, mapping: Mapping[str, str], na: set[str]) -> Record:
             continue
         set_path(record, target, value)
     return record
+
+
+def with_units(records: list[Record], units: Any, kind: str) -> list[Record]:
+    """Each mapped field that has a value gets its unit beside it as `<field>_units`.
+
+    `units` is the index block's `{"mdf.field": "unit"}` (`index.<kind>.units`), the way the
+    extractors write `dft.energy_units`; a unit for a field absent from a row adds nothing.
+
+    Raises:
+        ValueError: `units` is not an object of strings (named by its path in the index).
+    """
+    if not units:
+        return records
+    if not isinstance(units, Mapping):
+        raise ValueError(f"index.{kind}.units must be an object {{field: unit}}")
+    flat = flatten_mapping(units)
+    for target, unit in flat.items():
+        if not isinstance(get_path(units, target), str) or not unit.strip():
+            raise ValueError(f"index.{kind}.units.{target}: a unit is a non-empty string")
+    for record in records:
+        for target, unit in flat.items():
+            if get_path(record, target) is not None:
+                set_path(record, f"{target}_units", unit.strip())
+    return records
 
 
 class _Column:

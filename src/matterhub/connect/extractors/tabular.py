@@ -16,7 +16,13 @@ from matterhub.connect.extractors.base import (
     StagedFile,
     require,
 )
-from matterhub.connect.extractors.mapping import MAX_RECORDS, Columns, index_options, map_item
+from matterhub.connect.extractors.mapping import (
+    MAX_RECORDS,
+    Columns,
+    index_options,
+    map_item,
+    with_units,
+)
 from matterhub.connect.extractors.sheets import OPENPYXL_BIBTEX, excel_records, excel_summary
 from matterhub.connect.extractors.xmltree import xml_records, xml_summary
 
@@ -107,6 +113,12 @@ def _tree_summary(data: Any, kind: str) -> Record:
     return out
 
 
+def _tree(file: StagedFile, kind: str) -> Any:
+    text = file.path.read_text(encoding="utf-8-sig", errors="replace")
+    yaml = require("yaml", "materials") if kind == "yaml" else None
+    return json.loads(text) if yaml is None else yaml.safe_load(text)
+
+
 class TabularExtractor(Extractor):
     """Tables and documents → `tabular` summary, or records via `index.<kind>.mapping`."""
 
@@ -120,30 +132,37 @@ class TabularExtractor(Extractor):
         return file.suffix in _KINDS and not _CODE_XML.match(file.name)
 
     def extract(self, group: FileGroup, context: ExtractionContext) -> Record | list[Record]:
-        """With a mapping: one record per row (or list element); without: a summary."""
+        """With a mapping: one record per row (or list element); without: a summary.
+
+        `index.<kind>.units` (`{"mdf.field": "unit"}`) puts each mapped value's unit beside it.
+        """
         file = group.files[0]
         kind = _KINDS[file.suffix]
         mapping, na, options = index_options(context.index, kind)
+        if not mapping:
+            return self._summary(file, kind, na)
         limit = int(context.config.get("max_records", MAX_RECORDS))
         if kind == "csv":
-            if not mapping:
-                return {"tabular": _csv_summary(file, na)}
-            return _csv_records(file, options, mapping, na, limit)
+            records = _csv_records(file, options, mapping, na, limit)
+        elif kind == "excel":
+            records = excel_records(file.path, options, mapping, na, limit)
+        elif kind == "xml":
+            records = xml_records(file.path, options, mapping, na, limit)
+        else:
+            items = _tree(file, kind)
+            items = items if isinstance(items, list) else [items]
+            records = [r for r in (map_item(item, mapping, na) for item in items[:limit]) if r]
+        return with_units(records, options.get("units"), kind)
+
+    @staticmethod
+    def _summary(file: StagedFile, kind: str, na: set[str]) -> Record:
+        if kind == "csv":
+            return {"tabular": _csv_summary(file, na)}
         if kind == "excel":
-            if not mapping:
-                return {"tabular": excel_summary(file.path, na)}
-            return excel_records(file.path, options, mapping, na, limit)
+            return {"tabular": excel_summary(file.path, na)}
         if kind == "xml":
-            if not mapping:
-                return {"tabular": xml_summary(file.path, na)}
-            return xml_records(file.path, options, mapping, na, limit)
-        text = file.path.read_text(encoding="utf-8-sig", errors="replace")
-        yaml = require("yaml", "materials") if kind == "yaml" else None
-        data = json.loads(text) if yaml is None else yaml.safe_load(text)
-        if not mapping:
-            return {"tabular": _tree_summary(data, kind)}
-        items = data if isinstance(data, list) else [data]
-        return [r for r in (map_item(item, mapping, na) for item in items[:limit]) if r]
+            return {"tabular": xml_summary(file.path, na)}
+        return {"tabular": _tree_summary(_tree(file, kind), kind)}
 
     def citations(self) -> list[str]:
         """openpyxl (Excel) and PyYAML; CSV, JSON and XML use Python's standard library."""
