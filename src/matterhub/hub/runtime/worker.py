@@ -192,9 +192,9 @@ def main(argv: list[str]) -> int:
         # Calls a batch function can answer together (never with debug: output is per call).
         for indices in [] if debug else _foldable(calls, batched):
             method = calls[indices[0]].get("method") or "run"
-            left = _cpu_budget(cpu_s * len(indices))  # the CPU time the calls had one by one
+            _cpu_budget(cpu_s * len(indices))  # the CPU time the calls had one by one
             replies = _call_many(runners[method], shim, [calls[i] for i in indices])
-            recycle = recycle or left < cpu_s * (len(indices) + 1)
+            recycle = recycle or _cpu_budget(0) < 2 * cpu_s  # what it has left after
             for i, reply in zip(indices, replies or [], strict=False):
                 results[i] = reply
         for i, call in enumerate(calls):
