@@ -4,6 +4,7 @@ batch's status can be long-polled (`GET /api/batches/{id}?wait=`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -12,13 +13,16 @@ from typing import Any
 
 import pytest
 
+from matterhub import Client
+from matterhub.cli.main import app
 from matterhub.client.describe import describe_files, describe_function
 from matterhub.client.errors import APIError
 from matterhub.core.errors import InvalidInput
 from matterhub.core.identity import ANONYMOUS
 from matterhub.core.servables import check_document
 from matterhub.hub.runtime import RunRequest
-from tests.hub.conftest import Hub, hub_settings, import_function, running_hub, write_module
+from tests.hub.conftest import hub_settings, import_function, write_module
+from tests.hub.served import Served, serve
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -55,25 +59,31 @@ def disagrees(xs: list, factor: float = 2.0, delay: float = 0.0) -> list:
 '''
 
 
-def _publish(hub: Hub, folder: Path, name: str, batch: str | None) -> dict[str, Any]:
+def _publish(client: Client, folder: Path, name: str, batch: str | None) -> dict[str, Any]:
     path = write_module(folder / name, "scaler", SOURCE)
     description = describe_function(import_function(path, "scale"), name, batch_function=batch)
     description.set_title(f"Scaler {name}").set_creators(["Doe, Jane"]).set_example(3.0, [6.0, 1])
-    build: dict[str, Any] = hub.client("alice").publish_servable(
-        description, wait=True, timeout=300
-    )
+    build: dict[str, Any] = client.publish_servable(description, wait=True, timeout=300)
     return build
 
 
 @pytest.fixture(scope="module")
-def batch_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """`alice/scaler` (batch function `scale_many`) and `alice/short` (`first_only`)."""
+def batch_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A hub on loopback with `alice/scaler` (batch function `scale_many`) and `alice/short`
+    (`first_only`)."""
     root = tmp_path_factory.mktemp("batchfn")
-    with running_hub(hub_settings(root / "hub")) as hub:
+    with serve(hub_settings(root / "hub")) as served, served.client("alice") as alice:
         for name, batch in (("scaler", "scale_many"), ("short", "first_only")):
-            build = _publish(hub, root / "src", name, batch)
+            build = _publish(alice, root / "src", name, batch)
             assert build["status"] == "succeeded", build["log"]
-        yield hub
+        yield served
+
+
+@pytest.fixture
+def client(batch_hub: Served) -> Iterator[Client]:
+    """alice's client (closed after the test)."""
+    with batch_hub.client("alice") as alice:
+        yield alice
 
 
 def _values(status: dict[str, Any], ids: list[str]) -> list[Any]:
@@ -81,9 +91,8 @@ def _values(status: dict[str, Any], ids: list[str]) -> list[Any]:
 
 
 def test_a_batch_is_answered_by_one_batch_function_call_per_frame(
-    batch_hub: Hub, tmp_path: Path
+    client: Client, tmp_path: Path
 ) -> None:
-    client = batch_hub.client("alice")
     xs = [float(i) for i in range(300)]
     queued = client.run_batch("alice/scaler", xs, {"factor": 3.0})
     done = client.wait_for_batch(queued["batch_id"], timeout=120)
@@ -100,8 +109,7 @@ def test_a_batch_is_answered_by_one_batch_function_call_per_frame(
     assert 0 <= provenance["timings"]["run_s"] < provenance["timings"]["total_s"]
 
 
-def test_a_bad_input_fails_only_its_own_task_with_its_own_error(batch_hub: Hub) -> None:
-    client = batch_hub.client("alice")
+def test_a_bad_input_fails_only_its_own_task_with_its_own_error(client: Client) -> None:
     queued = client.run_batch("alice/scaler", [1.0, 2.0, -1.0, 4.0])
     done = client.wait_for_batch(queued["batch_id"], timeout=120)
     tasks = [done["tasks"][i] for i in queued["task_ids"]]
@@ -114,15 +122,13 @@ def test_a_bad_input_fails_only_its_own_task_with_its_own_error(batch_hub: Hub) 
     ]  # fmt: skip
 
 
-def test_a_batch_function_of_the_wrong_length_falls_back_to_one_by_one(batch_hub: Hub) -> None:
-    client = batch_hub.client("alice")
+def test_a_batch_function_of_the_wrong_length_falls_back_to_one_by_one(client: Client) -> None:
     queued = client.run_batch("alice/short", [1.0, 2.0, 3.0])
     done = client.wait_for_batch(queued["batch_id"], timeout=120)
     assert _values(done, queued["task_ids"]) == [[2.0, 1], [4.0, 1], [6.0, 1]]
 
 
-def test_different_parameters_and_debug_are_not_folded(batch_hub: Hub) -> None:
-    client = batch_hub.client("alice")
+def test_different_parameters_and_debug_are_not_folded(client: Client) -> None:
     queued = client.run_batch("alice/scaler", [1.0, 2.0], {"factor": 5.0})
     other = client.run_batch("alice/scaler", [1.0, 2.0], {"factor": 7.0})
     for batch, factor in ((queued, 5.0), (other, 7.0)):
@@ -136,7 +142,7 @@ def test_different_parameters_and_debug_are_not_folded(batch_hub: Hub) -> None:
     assert _values(done, debug["task_ids"]) == [[2.0, 1], [4.0, 1]]
 
 
-def test_concurrent_sync_runs_in_one_frame_are_folded(batch_hub: Hub) -> None:
+def test_concurrent_sync_runs_in_one_frame_are_folded(batch_hub: Served) -> None:
     runs = batch_hub.services.runs
     runs.resolve(ANONYMOUS, "alice/scaler")  # kept: the event-loop path (lanes)
 
@@ -156,8 +162,7 @@ def test_concurrent_sync_runs_in_one_frame_are_folded(batch_hub: Hub) -> None:
     assert all(count % n == 0 for n, count in sizes.items())
 
 
-def test_wait_answers_when_the_batch_is_done_or_the_time_is_up(batch_hub: Hub) -> None:
-    client = batch_hub.client("alice")
+def test_wait_answers_when_the_batch_is_done_or_the_time_is_up(client: Client) -> None:
     queued = client.run_batch("alice/scaler", [1.0, 2.0], {"delay": 0.3})
     began = time.monotonic()
     done = client.get_batch_status(queued["batch_id"], wait=30)
@@ -172,27 +177,42 @@ def test_wait_answers_when_the_batch_is_done_or_the_time_is_up(batch_hub: Hub) -
     assert client.wait_for_batch(slow["batch_id"], timeout=60)["done"]
 
 
+def test_the_cli_runs_a_batch_and_waits(
+    batch_hub: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("MATTERHUB_CLIENT_CONFIG", str(tmp_path / "cfg" / "client.json"))
+    monkeypatch.setenv("MATTERHUB_URL", batch_hub.base)
+    monkeypatch.setenv("MATTERHUB_TOKEN", batch_hub.tokens["alice"])
+    done = CliRunner().invoke(
+        app,
+        ["run", "alice/scaler", "--batch", "-i", "[10, 20, 30]", "--parameters", '{"factor": 4}'],
+    )
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output) == [[40.0, 3], [80.0, 3], [120.0, 3]]
+
+
 @pytest.mark.parametrize("wait", ["31", "-1", "nan"])
-def test_a_wait_beyond_the_bound_is_refused_naming_wait(batch_hub: Hub, wait: str) -> None:
-    client = batch_hub.client("alice")
+def test_a_wait_beyond_the_bound_is_refused_naming_wait(client: Client, wait: str) -> None:
     queued = client.run_batch("alice/scaler", [1.0])
     with pytest.raises(APIError) as refused:
         client._json("GET", f"/api/batches/{queued['batch_id']}", params={"wait": wait})
     assert refused.value.status == 400 and refused.value.body["field"] == "wait"
 
 
-def test_waiting_on_someone_elses_batch_is_not_found(batch_hub: Hub) -> None:
-    queued = batch_hub.client("alice").run_batch("alice/scaler", [1.0])
-    with pytest.raises(APIError) as hidden:
-        batch_hub.client("carol").get_batch_status(queued["batch_id"], wait=1)
+def test_waiting_on_someone_elses_batch_is_not_found(batch_hub: Served, client: Client) -> None:
+    queued = client.run_batch("alice/scaler", [1.0])
+    with batch_hub.client("carol") as carol, pytest.raises(APIError) as hidden:
+        carol.get_batch_status(queued["batch_id"], wait=1)
     assert hidden.value.status == 404
 
 
-def test_a_batch_function_that_disagrees_fails_the_build(batch_hub: Hub, tmp_path: Path) -> None:
-    build = _publish(batch_hub, tmp_path, "wrong", "disagrees")
+def test_a_batch_function_that_disagrees_fails_the_build(client: Client, tmp_path: Path) -> None:
+    build = _publish(client, tmp_path, "wrong", "disagrees")
     assert build["status"] == "failed" and build["step"] == "compare"
     assert "batch function" in build["log"]
-    missing = _publish(batch_hub, tmp_path, "missing", "no_such_function")
+    missing = _publish(client, tmp_path, "missing", "no_such_function")
     assert missing["status"] == "failed" and "no_such_function" in missing["log"]
 
 
