@@ -91,7 +91,7 @@ def _values(status: dict[str, Any], ids: list[str]) -> list[Any]:
 
 
 def test_a_batch_is_answered_by_one_batch_function_call_per_frame(
-    client: Client, tmp_path: Path
+    batch_hub: Served, client: Client, tmp_path: Path
 ) -> None:
     xs = [float(i) for i in range(300)]
     queued = client.run_batch("alice/scaler", xs, {"factor": 3.0})
@@ -107,6 +107,10 @@ def test_a_batch_is_answered_by_one_batch_function_call_per_frame(
     provenance = client.get_provenance(queued["task_ids"][0])
     assert provenance["timings"]["batched"] == 256
     assert 0 <= provenance["timings"]["run_s"] < provenance["timings"]["total_s"]
+    # A frame of 256 folded calls is not 256 calls' worth of the worker's lifetime CPU budget:
+    # the worker stays warm (it was recycled after every such frame once).
+    pools = batch_hub.services.runs.executor.stats()["versions"].values()
+    assert [pool["restarts"] for pool in pools] == [0]
 
 
 def test_a_bad_input_fails_only_its_own_task_with_its_own_error(client: Client) -> None:
