@@ -288,7 +288,7 @@ def publish(
     files += [trained / "weights.pt", trained / "config.json"]
     delta = describe_files(
         "delta_atomization", "delta_atomization:correct", files,
-        input_type=pair, output_type=energy,
+        input_type=pair, output_type=energy, batch_function="correct_many",
     )  # fmt: skip
     delta.add_requirements(TORCH_REQUIREMENTS)
     delta.set_title("Δ-model: GFN2-xTB → experimental De").set_creators(CREATORS)

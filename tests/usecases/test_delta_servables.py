@@ -91,7 +91,7 @@ def test_delta_servable_and_pipeline_answer_as_the_model(hub: Hub, tmp_path: Pat
 
     delta = describe_files(
         "delta_atomization", "delta_atomization:correct", files, input_type=pair,
-        output_type=energy,
+        output_type=energy, batch_function="correct_many",
     )  # fmt: skip
     delta.add_requirements({"torch": "2.13.0", "ase": "3.29.0", "numpy": "2.4.6"})
     delta.set_title("Δ-model: GFN2-xTB → experimental De").set_creators(["Delta, Use Case"])
@@ -129,6 +129,19 @@ def test_delta_servable_and_pipeline_answer_as_the_model(hub: Hub, tmp_path: Pat
     assert direct == pytest.approx(expected - ethanol_cheap, abs=0.05)  # Δ alone on cheap = 0
     # The model learned something over the cheap level: it moved the answer.
     assert abs(expected - ethanol_cheap) > 0.01
+
+    # A batch goes through `correct_many` in one call (folded by the worker): the same answers.
+    some = [by_name[n] for n in ("CH4", "C6H6", "CH3OH", "SiH4", "CH2_s3B1d")]  # none run yet
+    cheap_some = [float(rows.loc[m.info["name"], "xtb_De_kcal_mol"]) for m in some]
+    queued = client.run_batch(
+        "alice/delta_atomization",
+        [{"structure": _xyz(m), "cheap": c} for m, c in zip(some, cheap_some, strict=True)],
+    )
+    done = client.wait_for_batch(queued["batch_id"], timeout=300)
+    answers = [done["tasks"][i]["result"] for i in queued["task_ids"]]
+    direct_some = delta_model.predict(folder, some, cheap_some)
+    assert answers == pytest.approx(direct_some, abs=1e-3)
+    assert client.get_provenance(queued["task_ids"][0])["timings"]["batched"] == len(some)
 
 
 def test_the_module_and_the_table_share_the_atom_multiplicities() -> None:

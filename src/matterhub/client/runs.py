@@ -23,6 +23,7 @@ from matterhub.core.servables import parse_servable_ref
 __all__ = ["RemoteServableError", "RunMethods", "TaskPending"]
 
 _PENDING = ("received", "waiting", "running")
+_MAX_WAIT_S = 30.0  # the hub's bound on `GET /api/batches/{id}?wait=`
 
 
 class RemoteServableError(Exception):
@@ -203,16 +204,40 @@ class RunMethods(HTTPCore):
         )
         if not wait:
             return queued
+        return self.wait_for_batch(queued["batch_id"], timeout=timeout)
+
+    def wait_for_batch(self, batch_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """The batch's status once it is done (long-polled: answered as soon as it finishes).
+
+        Raises:
+            TimeoutError: not done within `timeout` seconds.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            status = self.get_batch_status(queued["batch_id"])
+            left = _MAX_WAIT_S if deadline is None else deadline - time.monotonic()
+            wait = max(0.0, min(_MAX_WAIT_S, left))
+            asked = time.monotonic()
+            status = self.get_batch_status(batch_id, wait=wait)
             if status["done"]:
                 return status
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"batch {queued['batch_id']} unfinished after {timeout} s")
-            time.sleep(0.2)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"batch {batch_id} unfinished after {timeout} s")
+            if time.monotonic() - asked < min(wait, 0.2):
+                time.sleep(0.2)  # a hub that does not wait (older): poll, as before
 
-    def get_batch_status(self, batch_id: str) -> dict[str, Any]:
-        """`{total, done, counts, tasks: {task_id: {status, result?, exception?}}}`."""
-        found: dict[str, Any] = self._json("GET", f"/api/batches/{batch_id}")
+    def get_batch_status(self, batch_id: str, *, wait: float = 0.0) -> dict[str, Any]:
+        """`{total, done, counts, tasks: {task_id: {status, result?, exception?}}}`.
+
+        With `wait` (seconds, at most 30) the hub answers when the batch is done or the time
+        has passed, whichever comes first.
+        """
+        if not wait:
+            found: dict[str, Any] = self._json("GET", f"/api/batches/{batch_id}")
+            return found
+        found = self._json(
+            "GET",
+            f"/api/batches/{batch_id}",
+            params={"wait": f"{wait:.3f}"},
+            timeout=wait + 30.0,  # the hub holds the request up to `wait`
+        )
         return found

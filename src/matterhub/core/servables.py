@@ -3,8 +3,8 @@
 Pure rules shared by the server, the SDK and the CLI. A document is checked in three passes, each
 failure an `InvalidInput` naming the path: the shipped JSON Schema (`core/schemas/servable.json`),
 the argument-type grammar of every method (`core.types`), then cross-field rules (files named in
-`dlhub.files` exist in the bundle, requirements are plain PEP 508 names and versions, the example
-input fits the declared input type).
+`dlhub.files` exist in the bundle, requirements are plain PEP 508 names and versions, a batch
+function is a name, of a python servable, the example input fits the declared input type).
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ def check_document(document: Any, *, bundle_files: Iterable[str] | None = None) 
     requirements(document)
     if is_pipeline(document):
         _check_pipeline(document)
+    _check_batch_functions(document)
     example = servable.get("example")
     run = (servable.get("methods") or {}).get("run")
     if example is not None and run is not None:
@@ -102,6 +103,26 @@ def check_document(document: Any, *, bundle_files: Iterable[str] | None = None) 
         for key, path in document_files(document):
             if path not in present:
                 raise InvalidInput(f"file {path!r} is named but not in the bundle", field=key)
+
+
+def _check_batch_functions(document: Mapping[str, Any]) -> None:
+    """`method_details.batch_function`: a function name, of a python servable, without autobatch."""
+    servable = document["servable"]
+    for method, spec in (servable.get("methods") or {}).items():
+        details = spec.get("method_details") or {}
+        if "batch_function" not in details:
+            continue
+        field = f"servable.methods.{method}.method_details.batch_function"
+        name = details["batch_function"]
+        if not isinstance(name, str) or not name.isidentifier() or len(name) > 128:
+            raise InvalidInput("a batch function is named by a Python identifier", field=field)
+        if servable.get("shim") != SHIMS[0]:
+            raise InvalidInput("only a python servable has a batch function", field=field)
+        if details.get("autobatch"):
+            raise InvalidInput(
+                "autobatch already maps the function over a list: no batch function with it",
+                field=field,
+            )
 
 
 def is_pipeline(document: Mapping[str, Any]) -> bool:

@@ -187,6 +187,27 @@ class Builder:
                     f"  received: {json.dumps(result['output'])[:2000]}",
                 )
             log("the example's output matches the expected output")
+        if "batch_output" in result:
+            self._check_batch(result, float(example.get("tolerance", DEFAULT_TOLERANCE)), log)
+
+    @staticmethod
+    def _check_batch(result: dict[str, Any], tolerance: float, log: Callable[[str], None]) -> None:
+        """The batch function, given the example alone, answers a list of its one output."""
+        many = result["batch_output"]
+        if not isinstance(many, list) or len(many) != 1:
+            raise BuildStepFailed(
+                "compare",
+                "the batch function, given a list of the example's input, answered "
+                f"{json.dumps(many)[:200]} (a list of one output was expected)",
+            )
+        where_ = mismatch(many[0], result["output"], tolerance)
+        if where_ is not None:
+            raise BuildStepFailed(
+                "compare",
+                f"the batch function's output for the example differs from the function's at "
+                f"{where_} (tolerance {tolerance})",
+            )
+        log("the batch function answers the example as the function does")
 
     def _recipes(
         self, job: BuildInput, reqs: list[str], where: Path, log: Callable[[str], None]

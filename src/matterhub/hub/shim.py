@@ -5,6 +5,10 @@ imports nothing of MatterHub and only the science libraries its servable declare
 model once, then answers:
 
 - `check FILES_DIR DOCUMENT_JSON` — run the document's example; print one JSON line.
+A python servable may declare `method_details.batch_function`: a function of the same module that
+takes a list of inputs (and the parameters) and returns a list of outputs, one each. Its runner
+then carries it as `runner.batch`, which the warm worker calls once for many calls of a frame.
+
 - `serve FILES_DIR DOCUMENT_JSON` — read JSON lines `{"inputs", "parameters", "method"}` from
   stdin and answer each with one JSON line `{"ok", "output" | "error_type", "error"}` (a warm
   worker for the runtime to drive).
@@ -52,6 +56,14 @@ def _python(document: dict[str, Any], files_dir: Path, details: dict[str, Any]) 
             return [function(x, **parameters) for x in inputs]
         return function(inputs, **parameters)
 
+    if details.get("batch_function"):
+        # A missing function fails the load (and so the build), naming it.
+        many = getattr(module, details["batch_function"])
+
+        def run_many(inputs: list[Any], parameters: dict[str, Any]) -> Any:
+            return many(inputs, **parameters)
+
+        run.batch = run_many  # type: ignore[attr-defined]
     return run
 
 
@@ -349,7 +361,17 @@ def main(argv: list[str]) -> int:
             out.write(json.dumps(_error("example", exc)) + "\n")
             return 1
         run_s = time.perf_counter() - start
-        out.write(json.dumps({"ok": True, "output": output, "load_s": load_s, "run_s": run_s}))
+        reply = {"ok": True, "output": output, "load_s": load_s, "run_s": run_s}
+        many = getattr(runner, "batch", None)
+        if many is not None:
+            try:
+                reply["batch_output"] = jsonable(
+                    many([example.get("input")], example.get("parameters") or {})
+                )
+            except BaseException as exc:
+                out.write(json.dumps(_error("batch example", exc)) + "\n")
+                return 1
+        out.write(json.dumps(reply))
         out.write("\n")
         out.flush()
         return 0

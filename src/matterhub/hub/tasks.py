@@ -12,8 +12,11 @@ A synchronous run (`hub.run.sync`) is recorded write-behind: rows are inserted i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +26,7 @@ from sqlalchemy import delete, insert, select, update
 
 from matterhub.catalog import Catalog
 from matterhub.catalog.models import Task
-from matterhub.core.errors import InvalidInput, NotFound
+from matterhub.core.errors import BadRequest, InvalidInput, NotFound
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 from matterhub.core.policy import POLICIES
 from matterhub.hub.runtime.service import (
@@ -36,13 +39,17 @@ from matterhub.hub.runtime.service import (
 )
 from matterhub.jobs import JobQueue
 
-__all__ = ["KIND_ASYNC", "KIND_BATCH", "KIND_SYNC", "TaskService"]
+__all__ = ["KIND_ASYNC", "KIND_BATCH", "KIND_SYNC", "MAX_WAIT_S", "TaskService"]
 
 log = logging.getLogger(__name__)
 KIND_ASYNC, KIND_SYNC, KIND_BATCH = "hub.run", "hub.run.sync", "hub.batch"
 _KINDS = (KIND_ASYNC, KIND_SYNC, KIND_BATCH)
 _FRAME = 64  # calls per worker frame
+# …and for a servable with a batch function, whose frame is answered by one call of it: a claim
+# (up to `claim_size`) goes in one frame, one pass of the model, not several.
+_FOLDED_FRAME = 256
 _MAX_OUTPUT_KEPT = 1 << 20  # a sync run's output is stored with its record up to this size
+MAX_WAIT_S = 30.0  # the longest a batch status request may wait for the batch to finish
 
 
 def _now() -> datetime:
@@ -82,6 +89,9 @@ class TaskService:
         self._pending_lock = threading.Lock()
         self._flushed = threading.Event()
         self._targets: dict[str, Target] = {}
+        # Waiters for finished tasks (long-polled batch status): woken after each bulk update.
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._waiters_lock = threading.Lock()
         runs.record = self._record_sync
 
     # lifecycle -------------------------------------------------------------------------------
@@ -265,8 +275,9 @@ class TaskService:
             except NotFound as exc:
                 updates += [self._failed(r, "NotFound", exc.detail) for r in members]
                 continue
-            for start in range(0, len(members), _FRAME):
-                chunk = members[start : start + _FRAME]
+            size = _FOLDED_FRAME if not debug and _folds(target) else _FRAME
+            for start in range(0, len(members), size):
+                chunk = members[start : start + size]
                 updates += self._run_chunk(target, chunk, debug)
                 if len(updates) >= _FRAME * 4:
                     self._finish(updates)
@@ -336,6 +347,18 @@ class TaskService:
         if updates:
             with self._catalog.transaction() as session:
                 session.execute(update(Task), updates)
+            self._notify()
+
+    def _notify(self) -> None:
+        """Wake every waiting batch status request (they look again whether theirs is done)."""
+        with self._waiters_lock:
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # its loop has closed
+                with self._waiters_lock:
+                    self._waiters.discard((loop, event))
 
     # expiry ----------------------------------------------------------------------------------
 
@@ -422,6 +445,33 @@ class TaskService:
             raise NotFound(f"task {task_id!r} has not finished", field="task_id")
         return found
 
+    async def wait_batch(self, identity: Identity, batch_id: str, wait_s: float) -> dict[str, Any]:
+        """`batch_status` once the batch is done or `wait_s` (≤ MAX_WAIT_S) have passed.
+
+        Each look is a full `batch_status` (the access check included), made when tasks finish,
+        not on a timer. Raises BadRequest (400) naming `wait` beyond the bound.
+        """
+        if not 0 <= wait_s <= MAX_WAIT_S:
+            raise BadRequest(f"wait is between 0 and {MAX_WAIT_S:g} seconds", field="wait")
+        from matterhub.hub.runtime.base import in_thread
+
+        deadline = time.monotonic() + wait_s
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        with self._waiters_lock:
+            self._waiters.add(waiter)
+        try:
+            while True:
+                waiter[1].clear()  # a wake-up from here on means: look again
+                found = await in_thread(self.batch_status, identity, batch_id)
+                left = deadline - time.monotonic()
+                if found["done"] or left <= 0:
+                    return found
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter[1].wait(), left)
+        finally:
+            with self._waiters_lock:
+                self._waiters.discard(waiter)
+
     def batch_status(self, identity: Identity, batch_id: str) -> dict[str, Any]:
         """Counts by status and each task's status (and result when done)."""
         row = self._row(identity, batch_id)
@@ -453,6 +503,12 @@ class TaskService:
             "counts": dict(counts),
             "tasks": {i: found.get(i, {"status": "expired"}) for i in ids},
         }
+
+
+def _folds(target: Target) -> bool:
+    """Whether a method of the target has a batch function (the worker folds its calls)."""
+    methods = target.runtime.document.get("servable", {}).get("methods") or {}
+    return any((m.get("method_details") or {}).get("batch_function") for m in methods.values())
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -339,8 +339,23 @@ def task_provenance(task_id: TaskId, identity: CurrentIdentity, services: Servic
 
 
 @router.get("/api/batches/{batch_id}", summary="A batch's progress and results")
-def batch_status(batch_id: TaskId, identity: CurrentIdentity, services: ServicesDep) -> Response:
-    """Counts by status, `done`, and each task's status and result."""
+async def batch_status(
+    batch_id: TaskId,
+    identity: CurrentIdentity,
+    services: ServicesDep,
+    wait: Annotated[
+        float,
+        Query(
+            description=(
+                "Seconds to wait for the batch to finish before answering (0 to 30); the "
+                "answer comes as soon as it is done."
+            ),
+        ),
+    ] = 0.0,
+) -> Response:
+    """Counts by status, `done`, and each task's status and result (`wait`: long-poll)."""
     if not batch_id:
         raise InvalidInput("batch_id is empty", field="batch_id")
-    return _json(services.tasks.batch_status(identity, batch_id))
+    if wait == 0:
+        return _json(await run_in_threadpool(services.tasks.batch_status, identity, batch_id))
+    return _json(await services.tasks.wait_batch(identity, batch_id, wait))

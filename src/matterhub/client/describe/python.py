@@ -78,6 +78,7 @@ def describe_function(
     name: str | None = None,
     *,
     autobatch: bool = False,
+    batch_function: str | Callable[..., Any] | None = None,
     detect: bool = True,
     extra_files: Sequence[str | Path] = (),
     source: str | None = None,
@@ -90,6 +91,8 @@ def describe_function(
     of the third-party modules the file imports. With `source` (a git repository or URL, see
     `ServableDescription.set_source`) the hub fetches the files from there instead: the module
     is `<module>.py` at the source's root (or among `paths`), and `extra_files` are paths in it.
+    `batch_function` (a function of the same module, or its name) takes a list of inputs and
+    returns a list of outputs: the hub calls it once for many runs of a batch (see docs/hub-run.md).
     """
     where = source
     source = inspect.getsourcefile(function)
@@ -129,6 +132,8 @@ def describe_function(
         "autobatch": autobatch,
         "unpack": unpack,
     }
+    if batch_function is not None:
+        details["batch_function"] = _batch_name(batch_function, module)
     description = ServableDescription(
         name or function.__name__, _SHIM, model_type="python function", method_details=details
     )
@@ -153,6 +158,21 @@ def describe_function(
     return description
 
 
+def _batch_name(function: str | Callable[..., Any], module: str) -> str:
+    """The batch function's name; a function must come from the servable's own module."""
+    if isinstance(function, str):
+        name = function
+    else:
+        home = getattr(function, "__module__", "")
+        home = Path(inspect.getsourcefile(function) or "").stem if home == "__main__" else home
+        if home.rsplit(".", 1)[-1] != module:
+            raise ValueError(f"the batch function must be defined in {module}.py, with the method")
+        name = function.__name__
+    if not name.isidentifier():
+        raise ValueError(f"batch_function {name!r} is not a Python function name")
+    return name
+
+
 def _jsonable(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str, list, dict))
 
@@ -165,11 +185,15 @@ def describe_files(
     input_type: dict[str, Any],
     output_type: dict[str, Any],
     unpack: bool = False,
+    batch_function: str | None = None,
     detect: bool = True,
     source: str | None = None,
     paths: Sequence[str] | None = None,
 ) -> ServableDescription:
     """The generic form: files plus an entry point `module:function` among them.
+
+    `batch_function` names a function of the same module taking a list of inputs and returning
+    a list of outputs, which the hub calls once for many runs of a batch (docs/hub-run.md).
 
     With `source` (see `ServableDescription.set_source`) `files` are paths in the source, which
     the hub fetches; nothing is read here, so give the requirements with `add_requirement`.
@@ -177,7 +201,11 @@ def describe_files(
     module, sep, function = entry_point.partition(":")
     if not sep or not module or not function:
         raise ValueError(f"entry_point {entry_point!r} must look like 'module:function'")
-    details = {"module": module, "method_name": function, "autobatch": False, "unpack": unpack}
+    details: dict[str, Any] = {
+        "module": module, "method_name": function, "autobatch": False, "unpack": unpack,
+    }  # fmt: skip
+    if batch_function is not None:
+        details["batch_function"] = _batch_name(batch_function, module)
     description = ServableDescription(
         name, _SHIM, model_type="python function", method_details=details
     )

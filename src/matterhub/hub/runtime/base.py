@@ -89,9 +89,10 @@ class CallResult:
     error_type: str | None = None
     error: str | None = None
     traceback: str | None = None
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # with `batched` > 1, this call's share of the batch function's time
     stdout: str = ""
     stderr: str = ""
+    batched: int = 1  # how many calls one batch-function call answered together
 
     @classmethod
     def from_reply(cls, reply: dict[str, Any]) -> CallResult:
@@ -105,6 +106,7 @@ class CallResult:
             wall_s=float(reply.get("wall_s") or 0.0),
             stdout=reply.get("stdout") or "",
             stderr=reply.get("stderr") or "",
+            batched=int(reply.get("batched") or 1),
         )
 
     @classmethod

@@ -431,3 +431,6 @@ class RunService:
             },
             "finished_at": time.time(),
         }
+        if result is not None and result.batched > 1:
+            # run_s is then this call's share of one batch-function call of `batched` inputs.
+            outcome.provenance["timings"]["batched"] = result.batched

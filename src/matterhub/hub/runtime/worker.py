@@ -5,7 +5,7 @@ shim, then answers length-prefixed JSON frames on its inherited pipes (fd 0 in, 
 
     request  {"calls": [{"inputs", "parameters", "method"?}], "debug": bool, "cpu_s": float}
     reply    {"results": [{"ok", "output" | "error_type", "error", "traceback", "wall_s",
-                           "stdout"?, "stderr"?}], "recycle": bool}
+                           "batched"?, "stdout"?, "stderr"?}], "recycle": bool}
 
 A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON. The servable's own
 prints go to stderr (a log file the host keeps), or are captured per call with `debug`. Limits
@@ -13,6 +13,13 @@ are set by the sandbox before this process starts (hard rlimits it cannot lift: 
 lifetime CPU seconds, processes, open files, file size); here the CPU soft limit is moved for
 each call (SIGXCPU ends the worker when a call overspends), and the worker asks to be replaced
 after a MemoryError or when its lifetime CPU is nearly spent.
+
+Vectorized calls: when the servable's method has a batch function (`method_details.batch_function`,
+see the shim) and a frame (no `debug`) holds several calls of that method with equal parameters,
+they are answered by one call of the batch function with the list of their inputs, under the CPU
+budget of that many calls; each result's `wall_s` is its share and `batched` how many were
+folded. If the batch function raises or answers a list of the wrong length, the calls are made
+one by one, so a bad input fails only its own call, with its own error.
 """
 
 from __future__ import annotations
@@ -113,6 +120,33 @@ def _call(runner: Any, shim: Any, call: dict[str, Any], debug: bool) -> dict[str
     return reply
 
 
+def _call_many(runner: Any, shim: Any, calls: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """Calls of one method with equal parameters through its batch function, or None when it
+    raised or answered other than one output per input (the caller then calls one by one)."""
+    start = time.perf_counter()
+    try:
+        values = shim.jsonable(
+            runner.batch([c.get("inputs") for c in calls], calls[0].get("parameters") or {})
+        )
+    except Exception:
+        return None
+    if not isinstance(values, list) or len(values) != len(calls):
+        return None
+    share = (time.perf_counter() - start) / len(calls)
+    return [{"ok": True, "output": v, "wall_s": share, "batched": len(calls)} for v in values]
+
+
+def _foldable(calls: list[dict[str, Any]], batched: Any) -> list[list[int]]:
+    """Indices of calls to fold: per method with a batch function and equal parameters, 2+."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, call in enumerate(calls):
+        method = call.get("method") or "run"
+        if batched(method):
+            key = (method, json.dumps(call.get("parameters") or {}, sort_keys=True))
+            groups.setdefault(key, []).append(i)
+    return [indices for indices in groups.values() if len(indices) > 1]
+
+
 def main(argv: list[str]) -> int:
     """Load the servable, say ready, then answer frames until stdin closes."""
     shim_path, files_dir, document_path, memory_mb = argv[0], argv[1], argv[2], int(argv[3])
@@ -133,27 +167,55 @@ def main(argv: list[str]) -> int:
         write_frame(stdout, {"ready": False, **_error(exc)})
         return 1
     write_frame(stdout, {"ready": True, "load_s": time.perf_counter() - start, "pid": os.getpid()})
+    failed: dict[str, BaseException] = {}
+
+    def runner(method: str) -> Any:
+        if method not in runners and method not in failed:
+            try:
+                runners[method] = shim.load(document, _path(files_dir), method)
+            except Exception as exc:
+                failed[method] = exc
+        return runners.get(method)
+
+    def batched(method: str) -> bool:
+        return getattr(runner(method), "batch", None) is not None
+
     while True:
         request = read_frame(stdin)
         if request is None:
             return 0
         debug = bool(request.get("debug"))
-        results, recycle = [], False
-        for call in request.get("calls", []):
+        cpu_s = float(request.get("cpu_s") or 0)
+        calls = request.get("calls", [])
+        results: list[dict[str, Any] | None] = [None] * len(calls)
+        recycle = False
+        # Calls a batch function can answer together (never with debug: output is per call).
+        for indices in [] if debug else _foldable(calls, batched):
+            method = calls[indices[0]].get("method") or "run"
+            _cpu_budget(cpu_s * len(indices))  # the CPU time the calls had one by one
+            replies = _call_many(runners[method], shim, [calls[i] for i in indices])
+            recycle = recycle or _cpu_budget(0) < 2 * cpu_s  # what it has left after
+            for i, reply in zip(indices, replies or [], strict=False):
+                results[i] = reply
+        for i, call in enumerate(calls):
+            if results[i] is not None:
+                continue
             method = call.get("method") or "run"
-            if method not in runners:
-                try:
-                    runners[method] = shim.load(document, _path(files_dir), method)
-                except Exception as exc:
-                    results.append(_error(exc))
-                    continue
-            cpu_s = float(request.get("cpu_s") or 0)
+            found = runner(method)
+            if found is None:
+                results[i] = _error_of(failed[method])
+                continue
             left = _cpu_budget(cpu_s)
-            reply = _call(runners[method], shim, call, debug)
+            reply = _call(found, shim, call, debug)
             recycle = recycle or reply.get("error_type") == "MemoryError"
             recycle = recycle or left < 2 * cpu_s  # its lifetime CPU limit is near
-            results.append(reply)
+            results[i] = reply
         write_frame(stdout, {"results": results, "recycle": recycle})
+
+
+def _error_of(exc: BaseException) -> dict[str, Any]:
+    """A failed load's reply (the exception is not being handled any more: no traceback)."""
+    return {"ok": False, "error_type": type(exc).__name__, "error": str(exc), "traceback": ""}
 
 
 def _path(text: str) -> Any:
