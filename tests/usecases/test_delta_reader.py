@@ -52,8 +52,10 @@ def test_other_texts_take_ases_reader_and_its_checks(servable: ModuleType) -> No
     with pytest.raises(ValueError, match="not periodic"):
         servable.molecule(_text(crystal, "extxyz"))  # a lattice line: ASE's reader, refused
     # Other columns (forces here) are read by ASE, positions still right.
-    columns = "3\nProperties=pos:R:3:species:S:1 pbc=\"F F F\"\n"
-    columns += "".join(f"{x} {y} {z} {s}\n" for s, (x, y, z) in zip("HHO", water.positions))
+    columns = '3\nProperties=pos:R:3:species:S:1 pbc="F F F"\n'
+    columns += "".join(
+        f"{x} {y} {z} {s}\n" for s, (x, y, z) in zip("HHO", water.positions, strict=True)
+    )
     read = servable.molecule(columns)
     assert read.get_chemical_symbols() == ["H", "H", "O"]
     np.testing.assert_allclose(read.positions, water.positions)
