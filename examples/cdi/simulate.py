@@ -11,8 +11,8 @@ is written into the HDF5 file's attributes):
    rotation. R is drawn in [9, 16] fine pixels. The polygon is rasterised with 4×4 supersampling (amplitude = covered
    fraction of a pixel, so edges are anti-aliased), shifted so its centroid is the grid centre,
    and scaled down if any part lies farther than 15 fine pixels from it: the crystal fits in a
-   disc of diameter 30 fine pixels (15 output pixels, see 4). A crystal whose support (6) has
-   fewer than 24 output pixels is drawn again.
+   disc of diameter 30 fine pixels (15 output pixels, see 4). A crystal covering fewer than 24
+   output pixels (2×2-averaged amplitude ≥ 0.5, before the phase) is drawn again.
 2. **Phase**: the projection φ = Q·u of a smooth displacement field u(r) on the scattering
    vector, modelled as 1–3 Gaussian strain sources, φ(x) = Σ_k a_k exp(−|x − c_k|²/2w_k²),
    a_k ∈ [−π, π] rad, centres c_k within 10 fine pixels of the centroid, widths w_k ∈ [5, 14]
@@ -272,7 +272,8 @@ def simulate(seed: int, index: int, photons: float = PHOTONS, noise: bool = True
     while True:
         fine = amp * np.exp(1j * _phase_field(sources, scale))
         # Global phase: amplitude-weighted mean phase over the crystal → 0.
-        fine *= np.exp(-1j * np.angle((block_mean(fine) * (block_mean(amp) >= 0.5)).sum()))
+        coarse = block_mean(fine)
+        fine *= np.exp(-1j * np.angle(coarse[np.abs(coarse) >= SUPPORT_THRESHOLD].sum()))
         amplitude, phase, support = _truth(fine)
         fine_phase = np.angle(fine[amp > 0])
         if max(np.abs(phase[support]).max(), np.abs(fine_phase).max()) <= PHASE_LIMIT:

@@ -1,0 +1,196 @@
+"""The CDI network: one encoder, two decoders (amplitude and phase), Keras 3 on PyTorch.
+
+After Cherukara et al., Sci. Rep. 8, 16520 (2018): a convolutional encoder maps the 32×32
+diffraction intensity to a 4×4×64 code; two decoders of the same shape turn it back into a 32×32
+amplitude (sigmoid, in [0, 1]) and a 32×32 phase (tanh·π, in [−π, π], radians, 0 outside the
+crystal as in the truth). Smaller than the paper's (≈ 0.2 M parameters, ≈ 0.8 MB of float32
+weights) so it trains on two shared CPU cores in minutes.
+
+    encoder  conv16 conv16 pool | conv32 conv32 pool | conv64 conv64 pool      (3×3, ReLU)
+    decoder  conv64 up | conv32 up | conv16 up | conv16 → conv1 (sigmoid | tanh·π)   ×2
+
+Input: ``prepare(intensity)`` = log(1 + counts) / max over the image (so in [0, 1] whatever the
+photon count), shape (N, 32, 32, 1). Loss: mean squared error on each output (equal weights),
+Adam (10⁻³), batch 64; the weights of the epoch with the lowest validation loss are kept.
+
+    PYTHONPATH=$PWD nice -n 19 python -m examples.cdi.model               # 20 epochs, data/*.h5
+    PYTHONPATH=$PWD nice -n 19 python -m examples.cdi.model --epochs 1 --data <folder> --out <folder>
+
+writes ``trained/cdi_structure.json`` (architecture), ``cdi_structure.weights.h5`` (weights),
+``cdi_structure.keras`` (the whole model) and ``history.json``. The trained files are not
+committed (``.gitignore``): this script makes them from the simulated data in minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Keras picks its backend when first imported: PyTorch, as on the hub (no TensorFlow).
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import keras  # noqa: E402
+
+__all__ = ["ARCH", "KERAS", "NAME", "WEIGHTS", "build", "load", "predict", "prepare", "save", "train"]
+
+NAME = "cdi_structure"
+ARCH = f"{NAME}.json"
+WEIGHTS = f"{NAME}.weights.h5"
+KERAS = f"{NAME}.keras"
+HERE = Path(__file__).resolve().parent
+
+
+def prepare(intensity: np.ndarray) -> np.ndarray:
+    """Photon counts (N, 32, 32) or (32, 32) → network input (N, 32, 32, 1) in [0, 1]."""
+    x = np.asarray(intensity, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[None]
+    x = np.log1p(np.clip(x, 0, None))
+    peak = x.reshape(len(x), -1).max(axis=1).reshape(-1, 1, 1)
+    return (x / np.maximum(peak, 1e-12))[..., None].astype(np.float32)
+
+
+def _conv(x: Any, filters: int) -> Any:
+    return keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+
+
+def _decoder(code: Any, name: str, activation: str) -> Any:
+    x = code
+    for filters in (64, 32, 16):
+        x = _conv(x, filters)
+        x = keras.layers.UpSampling2D(2)(x)
+    x = _conv(x, 16)
+    x = keras.layers.Conv2D(1, 3, padding="same", activation=activation)(x)
+    if activation == "tanh":
+        x = keras.layers.Rescaling(math.pi, name=name)(x)
+    else:
+        x = keras.layers.Identity(name=name)(x)
+    return x
+
+
+def build(seed: int = 0) -> keras.Model:
+    """The untrained encoder–decoder (outputs: amplitude, phase)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(32, 32, 1), name="intensity")
+    x = inputs
+    for filters in (16, 32, 64):
+        x = _conv(x, filters)
+        x = _conv(x, filters)
+        x = keras.layers.MaxPooling2D(2)(x)
+    amplitude = _decoder(x, "amplitude", "sigmoid")
+    phase = _decoder(x, "phase", "tanh")
+    model = keras.Model(inputs, [amplitude, phase], name=NAME)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=["mse", "mse"])
+    return model
+
+
+def train(
+    train_set: dict[str, np.ndarray],
+    validation_set: dict[str, np.ndarray],
+    *,
+    epochs: int = 20,
+    batch_size: int = 64,
+    seed: int = 0,
+    verbose: int = 2,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Fit on a set (``intensity``, ``amplitude``, ``phase`` arrays); returns model and history."""
+    model = build(seed)
+
+    def xy(s: dict[str, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        return prepare(s["intensity"]), [
+            np.asarray(s["amplitude"], np.float32)[..., None],
+            np.asarray(s["phase"], np.float32)[..., None],
+        ]
+
+    x, y = xy(train_set)
+    vx, vy = xy(validation_set)
+    best = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=epochs, restore_best_weights=True
+    )
+    start = time.perf_counter()
+    fitted = model.fit(
+        x,
+        y,
+        validation_data=(vx, vy),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        callbacks=[best],
+        verbose=verbose,
+    )
+    history = {k: [float(v) for v in vals] for k, vals in fitted.history.items()}
+    history["seconds"] = time.perf_counter() - start
+    history["epochs"] = epochs
+    history["n_train"] = len(x)
+    history["n_validation"] = len(vx)
+    history["best_epoch"] = int(np.argmin(history["val_loss"])) + 1
+    history["parameters"] = int(model.count_params())
+    return model, history
+
+
+def save(model: keras.Model, folder: Path) -> list[Path]:
+    """Architecture JSON + weights HDF5 (DLHub's classic form) and the `.keras` archive."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ARCH).write_text(model.to_json())
+    model.save_weights(folder / WEIGHTS)
+    model.save(folder / KERAS)
+    return [folder / ARCH, folder / WEIGHTS, folder / KERAS]
+
+
+def load(folder: Path, *, form: str = "json") -> keras.Model:
+    """Load the trained model: ``json`` (architecture + weights) or ``keras`` (the archive)."""
+    if form == "keras":
+        return keras.models.load_model(folder / KERAS, compile=False)
+    model = keras.models.model_from_json((folder / ARCH).read_text())
+    model.load_weights(folder / WEIGHTS)
+    return model
+
+
+def predict(
+    model: keras.Model, intensity: np.ndarray, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Amplitude and phase (N, 32, 32) from counts (N, 32, 32)."""
+    amplitude, phase = model.predict(prepare(intensity), batch_size=batch_size, verbose=0)
+    return amplitude[..., 0], phase[..., 0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train on data/train.h5 with data/validation.h5, save to trained/."""
+    from examples.cdi import simulate
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=simulate.DATA_DIR)
+    parser.add_argument("--out", type=Path, default=HERE / "trained")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    train_set = simulate.load(args.data / "train.h5")
+    validation_set = simulate.load(args.data / "validation.h5")
+    model, history = train(
+        train_set, validation_set, epochs=args.epochs, batch_size=args.batch_size
+    )
+    paths = save(model, args.out)
+    (args.out / "history.json").write_text(json.dumps(history, indent=1))
+    print(
+        f"trained {history['parameters']} parameters on {history['n_train']} images, "
+        f"{args.epochs} epochs in {history['seconds']:.0f} s; best epoch {history['best_epoch']} "
+        f"val_loss {min(history['val_loss']):.4f}"
+    )
+    for p in paths:
+        print(f"  {p}  {p.stat().st_size} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
