@@ -17,11 +17,14 @@ Algorithm (Fienup 1982; Marchesini et al. 2003 for the shrink-wrap):
 - measured modulus A = √max(I, 0); initial support: the autocorrelation |IDFT(I)| above 4 % of
   its maximum (the autocorrelation is twice the object's size, so it contains a copy of it);
 - start: A with random phases (each start has its own seed);
-- ``cycles`` cycles of ``hio`` hybrid input–output iterations (β = 0.9) then ``er`` error-reduction
-  iterations; after every cycle the support is shrink-wrapped: |g| blurred with a Gaussian of
-  width σ (3 px at first, ×0.85 per cycle down to 1 px), thresholded at 20 % of its maximum;
-- ``final_er`` error-reduction iterations at the end; of ``starts`` random starts the one with the
-  smallest Fourier-modulus error ‖|G| − A‖/‖A‖ wins.
+- ``cycles`` (12) cycles of ``hio`` (50) hybrid input–output iterations (β = 0.9) then ``er``
+  (10) error-reduction iterations; after every cycle the support is shrink-wrapped: |g| blurred
+  with a Gaussian of width σ (3 px at first, ×0.85 per cycle down to 1 px), thresholded at
+  ``threshold`` (20 %) of its maximum (15 % did worse);
+- ``final_er`` (50) error-reduction iterations at the end; of ``starts`` (3) random starts the one
+  with the smallest Fourier-modulus error ‖|G| − A‖/‖A‖ wins: 2,250 iterations per image.
+  (Eight cycles of 40 HIO were tried first: on 10 test images × 2 seeds, 3 of 20 runs stagnated
+  with 1 − IoU > 0.2; with this schedule none did, for 1.6× the time.)
 
 Post-processing (uses nothing but the reconstruction): the result is translated (integer roll,
 then a sub-pixel Fourier shift, which leaves |G| unchanged) so its amplitude centroid is the grid
@@ -78,6 +81,7 @@ def _one_start(
     hio: int,
     er: int,
     final_er: int,
+    threshold: float,
 ) -> tuple[np.ndarray, np.ndarray, float, int]:
     g = np.fft.ifft2(modulus * np.exp(2j * math.pi * rng.random(modulus.shape)))
     support = support0.copy()
@@ -92,7 +96,7 @@ def _one_start(
             projected, error = _modulus_projection(g, modulus)
             g = np.where(support, projected, 0)
         count += hio + er
-        support = _shrink_wrap(g, sigma, 0.2)
+        support = _shrink_wrap(g, sigma, threshold)
         sigma = max(1.0, sigma * 0.85)
     for _ in range(final_er):
         projected, error = _modulus_projection(g, modulus)
@@ -124,10 +128,11 @@ def reconstruct(
     intensity: np.ndarray,
     *,
     starts: int = 3,
-    cycles: int = 8,
-    hio: int = 40,
+    cycles: int = 12,
+    hio: int = 50,
     er: int = 10,
     final_er: int = 50,
+    threshold: float = 0.2,
     seed: int = 0,
 ) -> Reconstruction:
     """Reconstruct amplitude and phase from one 32×32 intensity (q centred, half-integer)."""
@@ -144,7 +149,14 @@ def reconstruct(
     best = None
     for _ in range(starts):
         result = _one_start(
-            modulus, support0, rng, cycles=cycles, hio=hio, er=er, final_er=final_er
+            modulus,
+            support0,
+            rng,
+            cycles=cycles,
+            hio=hio,
+            er=er,
+            final_er=final_er,
+            threshold=threshold,
         )
         if best is None or result[2] < best[2]:
             best = result

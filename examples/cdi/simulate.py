@@ -8,9 +8,9 @@ is written into the HDF5 file's attributes):
    likely: ``faceted`` — m ∈ {4, 6, 8} facet normals evenly spaced from a random rotation, each
    facet at a random distance in [0.7, 1]·R (so some corners are cut); ``hull`` — the convex
    hull of 5–12 random points at radii √U(0.6, 1)·R in an ellipse of random aspect [0.6, 1] and
-   rotation. R is drawn in [9, 16] fine pixels. The polygon is rasterised with 4×4 supersampling (amplitude = covered
-   fraction of a pixel, so edges are anti-aliased), shifted so its centroid is the grid centre,
-   and scaled down if any part lies farther than 15 fine pixels from it: the crystal fits in a
+   rotation. R is drawn in [9, 16] fine pixels. The polygon is rasterised with 4×4 supersampling
+   (amplitude = covered fraction of a pixel, so edges are anti-aliased), shifted so its
+   centroid is the grid centre, and scaled down if any part lies farther than 15 fine pixels from it: the crystal fits in a
    disc of diameter 30 fine pixels (15 output pixels, see 4). A crystal covering fewer than 24
    output pixels (2×2-averaged amplitude ≥ 0.5, before the phase) is drawn again.
 2. **Phase**: the projection φ = Q·u of a smooth displacement field u(r) on the scattering
