@@ -10,9 +10,10 @@ is written into the HDF5 file's attributes):
    hull of 5–12 random points at radii √U(0.6, 1)·R in an ellipse of random aspect [0.6, 1] and
    rotation. R is drawn in [9, 16] fine pixels. The polygon is rasterised with 4×4 supersampling
    (amplitude = covered fraction of a pixel, so edges are anti-aliased), shifted so its
-   centroid is the grid centre, and scaled down if any part lies farther than 15 fine pixels from it: the crystal fits in a
-   disc of diameter 30 fine pixels (15 output pixels, see 4). A crystal covering fewer than 24
-   output pixels (2×2-averaged amplitude ≥ 0.5, before the phase) is drawn again.
+   centroid is the grid centre, and scaled down if any part lies farther than 15 fine pixels
+   from it: the crystal fits in a disc of diameter 30 fine pixels (15 output pixels, see 4).
+   A crystal covering fewer than 24 output pixels (2×2-averaged amplitude ≥ 0.5, before the
+   phase) is drawn again.
 2. **Phase**: the projection φ = Q·u of a smooth displacement field u(r) on the scattering
    vector, modelled as 1–3 Gaussian strain sources, φ(x) = Σ_k a_k exp(−|x − c_k|²/2w_k²),
    a_k ∈ [−π, π] rad, centres c_k within 10 fine pixels of the centroid, widths w_k ∈ [5, 14]
