@@ -14,7 +14,13 @@ from typing import Any
 from matterhub.client.describe import describe_files
 from matterhub.client.describe.base import ServableDescription
 
-__all__ = ["INTENSITY", "PHASE_RETRIEVAL", "RECONSTRUCTION", "phase_retrieval_description"]
+__all__ = [
+    "CHERUKARA_2018",
+    "INTENSITY",
+    "PHASE_RETRIEVAL",
+    "RECONSTRUCTION",
+    "phase_retrieval_description",
+]
 
 HERE = Path(__file__).resolve().parent
 PHASE_RETRIEVAL = "cdi_phase_retrieval"
@@ -32,6 +38,7 @@ RECONSTRUCTION: dict[str, Any] = {
 }
 FIENUP_1982 = "10.1364/AO.21.002758"  # Fienup, Appl. Opt. 21, 2758 (1982): ER and HIO
 MARCHESINI_2003 = "10.1103/PhysRevB.68.140101"  # Marchesini et al., PRB 68, 140101 (2003)
+CHERUKARA_2018 = "10.1038/s41598-018-34525-1"  # Cherukara et al., Sci. Rep. 8, 16520 (2018)
 
 
 def phase_retrieval_description(example: Any = None) -> ServableDescription:
