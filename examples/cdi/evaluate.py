@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import time
@@ -193,6 +192,13 @@ def figure(test: dict[str, Any], result: dict[str, Any], path: Path, picks: list
         for m in ("CNN", "phase retrieval"):
             amp, ph = aligned[m]
             shown.append(("phase", np.where(amp >= 0.5, ph, np.nan)[window, window]))
+        # Colour range per row: ± the largest |true phase| of that crystal.
+        limit = max(float(np.abs(phase[support]).max()), 0.1)
+        notes = {}
+        for c, m in ((2, "CNN"), (3, "phase retrieval")):
+            rows = result["rows"][m]
+            notes[c] = f"1 − IoU {rows['shape'][i]:.2f}"
+            notes[c + 3] = f"{rows['phase'][i]:.2f} rad"
         for c, (kind, image) in enumerate(shown):
             ax = axes[r, c]
             if kind == "log":
@@ -200,15 +206,18 @@ def figure(test: dict[str, Any], result: dict[str, Any], path: Path, picks: list
             elif kind == "amp":
                 ax.imshow(image, cmap="gray", vmin=0, vmax=1)
             else:
-                ax.imshow(image, cmap="coolwarm", vmin=-math.pi, vmax=math.pi)
+                ax.imshow(image, cmap="coolwarm", vmin=-limit, vmax=limit)
             ax.set_xticks([])
             ax.set_yticks([])
+            if c in notes:
+                ax.set_xlabel(notes[c], fontsize=7)
             if r == 0:
                 ax.set_title(columns[c], fontsize=8)
         axes[r, 0].set_ylabel(f"test #{i}", fontsize=8)
+        axes[r, 4].set_xlabel(f"±{limit:.2f} rad", fontsize=7)
     fig.suptitle(
-        "Simulated CDI test images: 32×32 intensity in, shape and phase (rad, −π…π) out "
-        "(central 20×20 pixels)",
+        "Simulated CDI test images: 32×32 intensity in; shape and phase out (central 20×20 "
+        "pixels; phase colour range per row under the true phase; errors under each prediction)",
         fontsize=8,
     )
     fig.tight_layout()
