@@ -45,12 +45,13 @@ import ase.io
 import numpy as np
 import pandas as pd
 from ase import Atoms
+from examples._hubtools import publish_built, wait_for_dataset
 from examples.delta_learning import data
 from examples.delta_learning import model as delta_model
 
 from matterhub import Client, Forge
 from matterhub.client.connect import ConnectClient
-from matterhub.client.describe import ServableDescription, describe_files
+from matterhub.client.describe import describe_files
 
 __all__ = [
     "QUICK_MOLECULES",
@@ -127,17 +128,6 @@ def write_dataset(molecules: list[Atoms], table: pd.DataFrame, folder: Path) -> 
     return folder
 
 
-def _dataset_state(client: Client, source_id: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.status(source_id)
-        if not status.get("active", True):
-            return status
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{source_id} still processing after {timeout:.0f} s")
-        time.sleep(0.5)
-
-
 def submit(
     client: Client, folder: Path, *, source_name: str = SOURCE_NAME, previews: bool = True
 ) -> dict[str, Any]:
@@ -173,10 +163,7 @@ def submit(
     if not answer["success"]:
         raise RuntimeError(f"the submission was refused: {answer['error']}")
     source_id = str(answer["source_id"])
-    status = _dataset_state(client, source_id, timeout=900)
-    failed = [s for s in status.get("status_list", []) if s.get("code") == "F"]
-    if failed:
-        raise RuntimeError(f"{source_id} failed: {failed[0]}")
+    status = wait_for_dataset(client, source_id, timeout=900)
     version = client.dataset(source_id)
     version["status"] = status
     return version
@@ -247,12 +234,6 @@ def train(
     return delta_model.save(trained, out, metadata=metadata)
 
 
-def _built(client: Client, description: ServableDescription) -> None:
-    build = client.publish_servable(description, wait=True, timeout=1800)
-    if build["status"] != "succeeded":
-        raise RuntimeError(f"{description.document['dlhub']['name']}: {build['log']}")
-
-
 def publish(
     client: Client, trained: Path, version: dict[str, Any], example: tuple[Atoms, float, float]
 ) -> dict[str, dict[str, str]]:
@@ -296,7 +277,7 @@ def publish(
     pid = str(version.get("pid") or "")
     delta.link_dataset(source_id=version["source_id"], doi=pid if pid.startswith("10.") else None)
     for description in (xtb, annotate, delta):
-        _built(client, description)
+        publish_built(client, description)
 
     pipeline = {
         "datacite": {
