@@ -28,7 +28,8 @@ daemon. Steps:
    scored against the truth (`metrics.py`) and compared with the same code run in-process.
 4. **Figure.** The Figure-5-like PNG (`evaluate.figure`) drawn from the served answers.
 
-`--out` keeps the work files (dataset folders, the git repository, `summary.json`, the figure).
+`--out` keeps the work files (the dataset folders, the git repository, the trained model,
+`served.npz` with the served answers, `summary.json`, the figure).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ __all__ = [
 HERE = Path(__file__).resolve().parent
 SOURCE_NAME = "cdi_simulated_test"
 QUICK_TEST = 12  # test images submitted in a quick run
-SIZE_RANGE = (40.0, 90.0)  # crystal area, output pixels: the Forge range query
+SIZE_RANGE = (200.0, 400.0)  # crystal area, fine-grid pixels (50-100 output px): Forge range
 AUTHORS = ["Cherukara, Mathew J.", "Nashed, Youssef S. G.", "Harder, Ross J."]
 CREATORS = ["MatterHub, CDI use case"]
 # parameters.csv column → record field (the submission's `index.csv.mapping`).
@@ -92,7 +93,7 @@ UNITS = {
     "custom.rotation_deg": "deg",
     "custom.radius_px": "fine-grid pixels (1/2 output pixel)",
     "custom.max_radius_px": "fine-grid pixels (1/2 output pixel)",
-    "custom.area_px": "output pixels",
+    "custom.area_px": "fine-grid pixels (1/4 output pixel)",
     "custom.phase_min_rad": "rad",
     "custom.phase_max_rad": "rad",
     "custom.photons": "photons",
@@ -249,7 +250,8 @@ def _citation(client: Client, ref: str) -> dict[str, str]:
 
 
 def find(client: Client, source_id: str) -> dict[str, list[int]]:
-    """Test-image indices Forge finds: all of the dataset, and those in `SIZE_RANGE`."""
+    """Test-image indices Forge finds: all of the dataset, those with a crystal area in
+    `SIZE_RANGE`, the faceted crystals."""
     forge = Forge(client=client)
     everything = forge.match_source_names(source_id).match_resource_types("record").aggregate()
     lo, hi = SIZE_RANGE
@@ -257,9 +259,14 @@ def find(client: Client, source_id: str) -> dict[str, list[int]]:
         forge.match_source_names(source_id).match_resource_types("record")
         .match_range("custom.area_px", lo, hi).aggregate()
     )  # fmt: skip
+    faceted = (
+        forge.match_source_names(source_id).match_resource_types("record")
+        .match_field("custom.family", "faceted").aggregate()
+    )  # fmt: skip
     return {
         "records": sorted(int(r["custom"]["index"]) for r in everything),
         "in_range": sorted(int(r["custom"]["index"]) for r in in_range),
+        "faceted": sorted(int(r["custom"]["index"]) for r in faceted),
     }
 
 
@@ -410,8 +417,9 @@ def run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
         ids = find(client, sid)
         lo, hi = SIZE_RANGE
         print(f"  {len(ids['records'])} records in {sid}; ", end="")
-        print(f"{len(ids['in_range'])} with a crystal area of {lo:g}-{hi:g} px")
-        summary["found"] = {"records": len(ids["records"]), "in_range": ids["in_range"]}
+        print(f"{len(ids['in_range'])} with a crystal area of {lo:g}-{hi:g} fine px; ", end="")
+        print(f"{len(ids['faceted'])} faceted")
+        summary["found"] = ids
         indices = ids["records"]
         found = load_found(client, sid, out / "download", indices)
         t0 = time.monotonic()
@@ -468,6 +476,11 @@ def run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
         "in_process_scores": local_scores,
         "gaps": gaps,
     }
+
+    np.savez_compressed(
+        out / "served.npz", indices=np.asarray(indices), cnn_amplitude=cnn_amp,
+        cnn_phase=cnn_phase, phase_retrieval=pr_served,
+    )  # fmt: skip
 
     print("== 4. figure from the served answers")
     figure = Path(args.figure) if args.figure else out / "figure5.png"
