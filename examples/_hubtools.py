@@ -12,19 +12,24 @@
   offered to the builds unless `$MATTERHUB_HUB_FIND_LINKS` says otherwise.
 - `GitRepo`, `GitDaemon`: a git repository to commit to and `git daemon` serving it on 127.0.0.1,
   so that a servable can be published "from its git location" without leaving the machine.
-- `wait_for_dataset`, `publish_built`: a Connect submission until it is processed, a servable
+- `hub_arguments`, `run_on_a_hub`: a workflow's command line (`--url`, `--token`, `--out`,
+  `--hub-dir`) and its run against the hub given or one of its own.
+- `submit_and_wait`, `wait_for_dataset`, `publish_built`: a Connect submission until it is
+  processed (a new version if the dataset exists), a servable
   until it is built (raising with the hub's log otherwise).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +38,11 @@ __all__ = [
     "GitDaemon",
     "GitRepo",
     "free_port",
+    "hub_arguments",
     "local_hub",
     "publish_built",
+    "run_on_a_hub",
+    "submit_and_wait",
     "wait_for_dataset",
 ]
 
@@ -103,6 +111,41 @@ def local_hub(
             thread.join(timeout=30)
     finally:
         services.close()
+
+
+def hub_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`--url`, `--token` (default `$MATTERHUB_URL`, `$MATTERHUB_TOKEN`), `--out`, `--hub-dir`."""
+    parser.add_argument("--url", default=os.environ.get("MATTERHUB_URL"), help="an existing hub")
+    parser.add_argument("--token", default=os.environ.get("MATTERHUB_TOKEN"), help="its token")
+    parser.add_argument("--out", help="work files (default: a temporary folder)")
+    parser.add_argument("--hub-dir", help="own hub's folder, kept (default: temporary)")
+    return parser
+
+
+def run_on_a_hub(
+    args: argparse.Namespace,
+    run: Callable[[str, str, argparse.Namespace], Any],
+    *,
+    prefix: str,
+    user: str,
+    **settings: Any,
+) -> int:
+    """`run(url, token, args)` against `args.url`, else against a hub of its own (`local_hub`
+    with `user` and `settings`) in `args.hub_dir` or a temporary folder; `args.out` defaults to
+    a temporary folder named `prefix…`."""
+    with ExitStack() as stack:
+        if args.out is None:
+            args.out = stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix))
+        if args.url:
+            run(args.url, args.token, args)
+            return 0
+        folder = args.hub_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="hub-"))
+        url, token = stack.enter_context(local_hub(Path(folder), user=user, **settings))
+        print(f"own hub at {url} (folder {folder})")
+        run(url, token, args)
+        if not args.hub_dir:
+            print("stopping the hub; removing its folder (with the built environments) …")
+    return 0
 
 
 # -- git on loopback -----------------------------------------------------------------------------
@@ -218,6 +261,21 @@ def wait_for_dataset(client: Any, source_id: str, timeout: float) -> dict[str, A
     if failed:
         raise RuntimeError(f"{source_id} failed: {failed[0]}")
     return status
+
+
+def submit_and_wait(client: Any, connect: Any, timeout: float) -> dict[str, Any]:
+    """Submit `connect`'s dataset (a new version of an earlier run's if it exists), wait until it
+    is published; the dataset version, with its processing `status`."""
+    answer = connect.submit_dataset()
+    if not answer["success"] and answer.get("status_code") == 409:
+        answer = connect.submit_dataset(update=True)
+    if not answer["success"]:
+        raise RuntimeError(f"the submission was refused: {answer['error']}")
+    source_id = str(answer["source_id"])
+    status = wait_for_dataset(client, source_id, timeout)
+    version: dict[str, Any] = client.dataset(source_id)
+    version["status"] = status
+    return version
 
 
 def publish_built(client: Any, description: Any, timeout: float = 1800) -> dict[str, Any]:

@@ -39,9 +39,7 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +48,14 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # before Keras is first importe
 import h5py
 import numpy as np
 import pandas as pd
-from examples._hubtools import GitDaemon, GitRepo, publish_built, wait_for_dataset
+from examples._hubtools import (
+    GitDaemon,
+    GitRepo,
+    hub_arguments,
+    publish_built,
+    run_on_a_hub,
+    submit_and_wait,
+)
 from examples.cdi import evaluate, metrics, phase_retrieval, servables
 from examples.cdi import simulate as sim
 
@@ -164,16 +169,7 @@ def submit(client: Client, folder: Path, *, source_name: str) -> dict[str, Any]:
     connect.add_index("csv", MAPPING, units=UNITS)
     connect.set_extraction_config({"group_by_dir": True, "previews": False})
     connect.set_custom_block({"generator": "examples/cdi/simulate.py", "set_seed": 3})
-    answer = connect.submit_dataset()
-    if not answer["success"] and answer.get("status_code") == 409:
-        answer = connect.submit_dataset(update=True)  # a new version of an earlier run's dataset
-    if not answer["success"]:
-        raise RuntimeError(f"the submission was refused: {answer['error']}")
-    source_id = str(answer["source_id"])
-    status = wait_for_dataset(client, source_id, timeout=1800)
-    version = client.dataset(source_id)
-    version["status"] = status
-    return version
+    return submit_and_wait(client, connect, timeout=1800)
 
 
 # 2. train and publish ---------------------------------------------------------------------------
@@ -499,40 +495,21 @@ def run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("MATTERHUB_URL"), help="an existing hub")
-    parser.add_argument("--token", default=os.environ.get("MATTERHUB_TOKEN"), help="its token")
+    parser = hub_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--quick", action="store_true", help="tiny sets, one epoch")
     parser.add_argument("--data", help="the sets' folder (default: data/, quick: OUT/data)")
     parser.add_argument("--model", help="a model folder model.py saved, instead of training")
     parser.add_argument("--check", type=int, default=50, help="phase retrievals redone locally")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--figure", help="the PNG (default: OUT/figure5.png)")
-    parser.add_argument("--out", help="work files (default: a temporary folder)")
-    parser.add_argument("--hub-dir", help="own hub's folder, kept (default: temporary)")
     args = parser.parse_args(argv)
     if args.url and not args.token:
         parser.error("--url needs --token (or MATTERHUB_TOKEN)")
-    with ExitStack() as stack:
-        if args.out is None:
-            args.out = stack.enter_context(tempfile.TemporaryDirectory(prefix="cdi-"))
-        if args.url:
-            run(args.url, args.token, args)
-            return 0
-        from examples._hubtools import local_hub
-
-        folder = args.hub_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="hub-"))
-        # The hub fetches the model from the git daemon on 127.0.0.1.
-        hub = local_hub(
-            Path(folder), user="cdi", full_name="CDI Workflow",
-            outbound_allowed_networks=["127.0.0.1/32"],
-        )  # fmt: skip
-        url, token = stack.enter_context(hub)
-        print(f"own hub at {url} (folder {folder})")
-        run(url, token, args)
-        if not args.hub_dir:
-            print("stopping the hub; removing its folder (with the built environments) …")
-    return 0
+    # Its own hub fetches the model from the git daemon on 127.0.0.1.
+    return run_on_a_hub(
+        args, run, prefix="cdi-", user="cdi", full_name="CDI Workflow",
+        outbound_allowed_networks=["127.0.0.1/32"],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +44,10 @@ import ase.io
 import numpy as np
 import pandas as pd
 from ase import Atoms
-from examples._hubtools import publish_built, wait_for_dataset
+from examples._hubtools import hub_arguments, publish_built, run_on_a_hub, submit_and_wait
 from examples.delta_learning import data
 from examples.delta_learning import model as delta_model
+from examples.delta_learning.localhub import USER
 
 from matterhub import Client, Forge
 from matterhub.client.connect import ConnectClient
@@ -157,16 +157,7 @@ def submit(
             "cheap_level": "GFN2-xTB (tblite 0.8.0)",
         }
     )
-    answer = connect.submit_dataset()
-    if not answer["success"] and answer.get("status_code") == 409:
-        answer = connect.submit_dataset(update=True)  # a new version of an earlier run's dataset
-    if not answer["success"]:
-        raise RuntimeError(f"the submission was refused: {answer['error']}")
-    source_id = str(answer["source_id"])
-    status = wait_for_dataset(client, source_id, timeout=900)
-    version = client.dataset(source_id)
-    version["status"] = status
-    return version
+    return submit_and_wait(client, connect, timeout=900)
 
 
 # 2. find and load ---------------------------------------------------------------------------
@@ -479,31 +470,13 @@ def run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("MATTERHUB_URL"), help="an existing hub")
-    parser.add_argument("--token", default=os.environ.get("MATTERHUB_TOKEN"), help="its token")
+    parser = hub_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--quick", action="store_true", help="12 molecules, one epoch")
     parser.add_argument("--recompute-xtb", action="store_true", help="GFN2-xTB again (seconds)")
-    parser.add_argument("--out", help="work files (default: a temporary folder)")
-    parser.add_argument("--hub-dir", help="own hub's folder, kept (default: temporary)")
     args = parser.parse_args(argv)
     if args.url and not args.token:
         parser.error("--url needs --token (or MATTERHUB_TOKEN)")
-    with ExitStack() as stack:
-        if args.out is None:
-            args.out = stack.enter_context(tempfile.TemporaryDirectory(prefix="delta-"))
-        if args.url:
-            run(args.url, args.token, args)
-            return 0
-        from examples.delta_learning.localhub import local_hub
-
-        folder = args.hub_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="hub-"))
-        url, token = stack.enter_context(local_hub(Path(folder)))
-        print(f"own hub at {url} (folder {folder})")
-        run(url, token, args)
-        if not args.hub_dir:
-            print("stopping the hub; removing its folder (with the built environments) …")
-    return 0
+    return run_on_a_hub(args, run, prefix="delta-", user=USER, full_name="Delta Workflow")
 
 
 if __name__ == "__main__":

@@ -4,26 +4,15 @@
 from __future__ import annotations
 
 import base64
-import json
 
 from examples.cdi import notebook
 
+from tests.examples.notebooks import check_committed
+
 
 def test_the_committed_notebook_is_the_scripts_cells_executed() -> None:
-    document = json.loads(notebook.NOTEBOOK.read_text())
-    assert (document["nbformat"], document["nbformat_minor"]) == (4, 5)
-    cells = document["cells"]
-    assert [c["cell_type"] for c in cells] == [kind for kind, _ in notebook.CELLS]
-    for cell, (kind, text) in zip(cells, notebook.CELLS, strict=True):
-        expected = text.replace("{quick}", "False") if kind == "code" else text
-        assert "".join(cell["source"]) == expected
-    code = [c for c in cells if c["cell_type"] == "code"]
-    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
-    printing = [c for c in code if "print(" in "".join(c["source"])]
-    assert len(printing) >= 6 and all(c["outputs"] for c in printing)
-    assert len({c["id"] for c in cells}) == len(cells)
+    code, text = check_committed(notebook, printing=6)
     # Executed on the whole test set: every image a record, published from git, the figure drawn.
-    text = "".join("".join(o.get("text", [])) for c in code for o in c["outputs"])
     assert "500 records;" in text
     assert "500 records from 1500 files" in text
     pushed = next(line for line in text.splitlines() if line.startswith("pushed "))
