@@ -326,6 +326,18 @@ def score(found: dict[str, Any], amplitude: np.ndarray, phase: np.ndarray) -> di
     }
 
 
+def _history(folder: Path) -> dict[str, Any]:
+    """What `model.py` recorded of the training in `folder/history.json`: when it finished
+    (`model.train`'s history) or while it ran (its best epoch so far, `_SaveBest`)."""
+    saved = json.loads((folder / "history.json").read_text())
+    if "log" in saved:  # written after the best epoch so far, while training went on
+        losses = [e["val_loss"] for e in saved["log"]]
+        return {"epochs": saved["epochs_done"], "best_epoch": saved["best_epoch"],
+                "min_val_loss": min(losses), "finished": False}  # fmt: skip
+    keys = ("n_train", "n_validation", "epochs", "best_epoch", "seconds")
+    return {k: saved[k] for k in keys} | {"min_val_loss": min(saved["val_loss"]), "finished": True}
+
+
 def _gap(served: Any, local: Any) -> float:
     """The largest absolute difference between served and in-process arrays, pairwise."""
     return max(
@@ -372,19 +384,16 @@ def run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
         if args.model:
             model_dir = Path(args.model)
             net = cnn.load(model_dir)
-            history = json.loads((model_dir / "history.json").read_text())
+            history = _history(model_dir)
             print(
-                f"  reusing the model in {model_dir} (trained by model.py: "
-                f"{history['n_train']} images, {history['epochs']} epochs, "
-                f"{history['seconds']:.0f} s)"
+                f"  reusing the model in {model_dir} (model.py: best of {history['epochs']} "
+                f"epochs, epoch {history['best_epoch']}, val_loss {history['min_val_loss']:.4f})"
             )
         else:
             net, model_dir = train(data, out / "trained", quick=args.quick)
-            history = json.loads((model_dir / "history.json").read_text())
+            history = _history(model_dir)
         fit_s = time.monotonic() - t0
-        summary["train"] = {
-            k: history[k] for k in ("n_train", "n_validation", "epochs", "best_epoch", "seconds")
-        } | {"reused": bool(args.model), "min_val_loss": min(history["val_loss"])}
+        summary["train"] = history | {"reused": bool(args.model), "s": round(fit_s, 1)}
         example = cnn.prepare(test["intensity"][:1])
         t0 = time.monotonic()
         published = publish_cnn(client, model_dir, out / "git", example)
