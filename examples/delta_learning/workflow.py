@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +44,14 @@ import ase.io
 import numpy as np
 import pandas as pd
 from ase import Atoms
+from examples._hubtools import hub_arguments, publish_built, run_on_a_hub, submit_and_wait
 from examples.delta_learning import data
 from examples.delta_learning import model as delta_model
+from examples.delta_learning.localhub import USER
 
 from matterhub import Client, Forge
 from matterhub.client.connect import ConnectClient
-from matterhub.client.describe import ServableDescription, describe_files
+from matterhub.client.describe import describe_files
 
 __all__ = [
     "QUICK_MOLECULES",
@@ -127,17 +128,6 @@ def write_dataset(molecules: list[Atoms], table: pd.DataFrame, folder: Path) -> 
     return folder
 
 
-def _dataset_state(client: Client, source_id: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.status(source_id)
-        if not status.get("active", True):
-            return status
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{source_id} still processing after {timeout:.0f} s")
-        time.sleep(0.5)
-
-
 def submit(
     client: Client, folder: Path, *, source_name: str = SOURCE_NAME, previews: bool = True
 ) -> dict[str, Any]:
@@ -167,19 +157,7 @@ def submit(
             "cheap_level": "GFN2-xTB (tblite 0.8.0)",
         }
     )
-    answer = connect.submit_dataset()
-    if not answer["success"] and answer.get("status_code") == 409:
-        answer = connect.submit_dataset(update=True)  # a new version of an earlier run's dataset
-    if not answer["success"]:
-        raise RuntimeError(f"the submission was refused: {answer['error']}")
-    source_id = str(answer["source_id"])
-    status = _dataset_state(client, source_id, timeout=900)
-    failed = [s for s in status.get("status_list", []) if s.get("code") == "F"]
-    if failed:
-        raise RuntimeError(f"{source_id} failed: {failed[0]}")
-    version = client.dataset(source_id)
-    version["status"] = status
-    return version
+    return submit_and_wait(client, connect, timeout=900)
 
 
 # 2. find and load ---------------------------------------------------------------------------
@@ -247,12 +225,6 @@ def train(
     return delta_model.save(trained, out, metadata=metadata)
 
 
-def _built(client: Client, description: ServableDescription) -> None:
-    build = client.publish_servable(description, wait=True, timeout=1800)
-    if build["status"] != "succeeded":
-        raise RuntimeError(f"{description.document['dlhub']['name']}: {build['log']}")
-
-
 def publish(
     client: Client, trained: Path, version: dict[str, Any], example: tuple[Atoms, float, float]
 ) -> dict[str, dict[str, str]]:
@@ -296,7 +268,7 @@ def publish(
     pid = str(version.get("pid") or "")
     delta.link_dataset(source_id=version["source_id"], doi=pid if pid.startswith("10.") else None)
     for description in (xtb, annotate, delta):
-        _built(client, description)
+        publish_built(client, description)
 
     pipeline = {
         "datacite": {
@@ -498,31 +470,13 @@ def run(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("MATTERHUB_URL"), help="an existing hub")
-    parser.add_argument("--token", default=os.environ.get("MATTERHUB_TOKEN"), help="its token")
+    parser = hub_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--quick", action="store_true", help="12 molecules, one epoch")
     parser.add_argument("--recompute-xtb", action="store_true", help="GFN2-xTB again (seconds)")
-    parser.add_argument("--out", help="work files (default: a temporary folder)")
-    parser.add_argument("--hub-dir", help="own hub's folder, kept (default: temporary)")
     args = parser.parse_args(argv)
     if args.url and not args.token:
         parser.error("--url needs --token (or MATTERHUB_TOKEN)")
-    with ExitStack() as stack:
-        if args.out is None:
-            args.out = stack.enter_context(tempfile.TemporaryDirectory(prefix="delta-"))
-        if args.url:
-            run(args.url, args.token, args)
-            return 0
-        from examples.delta_learning.localhub import local_hub
-
-        folder = args.hub_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="hub-"))
-        url, token = stack.enter_context(local_hub(Path(folder)))
-        print(f"own hub at {url} (folder {folder})")
-        run(url, token, args)
-        if not args.hub_dir:
-            print("stopping the hub; removing its folder (with the built environments) …")
-    return 0
+    return run_on_a_hub(args, run, prefix="delta-", user=USER, full_name="Delta Workflow")
 
 
 if __name__ == "__main__":

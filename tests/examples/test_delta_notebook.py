@@ -4,10 +4,11 @@ the committed notebook is what the script's cells produce (regenerate it after e
 from __future__ import annotations
 
 import base64
-import json
 
 import pytest
 from examples.delta_learning import data, notebook
+
+from tests.examples.notebooks import check_committed
 
 
 def test_cells_run_in_one_namespace_with_jupyter_outputs() -> None:
@@ -41,20 +42,8 @@ def test_cells_run_in_one_namespace_with_jupyter_outputs() -> None:
 
 
 def test_the_committed_notebook_is_the_scripts_cells_executed() -> None:
-    document = json.loads(notebook.NOTEBOOK.read_text())
-    assert (document["nbformat"], document["nbformat_minor"]) == (4, 5)
-    cells = document["cells"]
-    assert [c["cell_type"] for c in cells] == [kind for kind, _ in notebook.CELLS]
-    for cell, (kind, text) in zip(cells, notebook.CELLS, strict=True):
-        expected = text.replace("{quick}", "False") if kind == "code" else text
-        assert "".join(cell["source"]) == expected
-    code = [c for c in cells if c["cell_type"] == "code"]
-    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
-    printing = [c for c in code if "print(" in "".join(c["source"])]
-    assert len(printing) >= 8 and all(c["outputs"] for c in printing)
-    assert len({c["id"] for c in cells}) == len(cells)
+    code, text = check_committed(notebook, printing=8)
     # Executed on the whole data set: every molecule found, the parity plot drawn.
-    text = "".join("".join(o.get("text", [])) for c in code for o in c["outputs"])
     assert f"{len(data.molecule_names())} records;" in text
     assert "held-out MAE vs experiment" in text
     assert any("image/png" in o.get("data", {}) for o in code[-2]["outputs"])
