@@ -80,6 +80,28 @@ def main() -> None:
         lambda: [orjson.dumps(o) for o in plain],
     )
     step("client: results from JSON (stdlib json)", lambda: json.loads(reply))
+
+    # Ways to call the network in-process: what the Keras shim does (predict_on_batch) and the
+    # alternatives, one image and all of them.
+    def inference(batch: Any) -> Any:
+        with torch.inference_mode():
+            return [o.numpy() for o in model(torch.as_tensor(batch), training=False)]
+
+    calls = [
+        (
+            "model.predict(x, batch_size=1024)",
+            lambda b: model.predict(b, verbose=0, batch_size=1024),
+        ),
+        ("model.predict_on_batch(x) (the shim)", model.predict_on_batch),
+        ("model(x) under torch.inference_mode()", inference),
+    ]
+    for label, call in calls:
+        step(
+            f"in-process, 1 image a call: {label}",
+            lambda c=call: [c(x[i : i + 1]) for i in range(min(n, 20))],
+        )
+        rows[-1] = (rows[-1][0], rows[-1][1] * n / min(n, 20))
+        step(f"in-process, {n} images in one call: {label}", lambda c=call: c(x))
     print(f"\n{n} images; best of 3; one torch thread\n")
     print("| step | ms per image |")
     print("|---|---|")
