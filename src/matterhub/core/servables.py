@@ -106,10 +106,13 @@ def check_document(document: Any, *, bundle_files: Iterable[str] | None = None) 
 
 
 def _check_batch_functions(document: Mapping[str, Any]) -> None:
-    """`method_details.batch_function`: a function name, of a python servable, without autobatch."""
+    """`method_details.batch_function`: a function name, of a python servable, without autobatch;
+    `method_details.fold_rows`: a boolean, of a model servable."""
     servable = document["servable"]
     for method, spec in (servable.get("methods") or {}).items():
         details = spec.get("method_details") or {}
+        if "fold_rows" in details:
+            _check_fold_rows(servable, method, details["fold_rows"])
         if "batch_function" not in details:
             continue
         field = f"servable.methods.{method}.method_details.batch_function"
@@ -123,6 +126,19 @@ def _check_batch_functions(document: Mapping[str, Any]) -> None:
                 "autobatch already maps the function over a list: no batch function with it",
                 field=field,
             )
+
+
+def _check_fold_rows(servable: Mapping[str, Any], method: str, value: Any) -> None:
+    """`method_details.fold_rows`: true or false, of a model servable (not python)."""
+    field = f"servable.methods.{method}.method_details.fold_rows"
+    if not isinstance(value, bool):
+        raise InvalidInput("fold_rows is true or false", field=field)
+    if value and servable.get("shim") == SHIMS[0]:
+        raise InvalidInput(
+            "fold_rows is for model servables (sklearn, torch, keras, onnx); "
+            "a python servable names a batch_function",
+            field=field,
+        )
 
 
 def is_pipeline(document: Mapping[str, Any]) -> bool:

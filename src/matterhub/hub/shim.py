@@ -8,6 +8,11 @@ model once, then answers:
 A python servable may declare `method_details.batch_function`: a function of the same module that
 takes a list of inputs (and the parameters) and returns a list of outputs, one each. Its runner
 then carries it as `runner.batch`, which the warm worker calls once for many calls of a frame.
+A model servable (sklearn, torch, Keras, ONNX; one input array) may declare
+`method_details.fold_rows: true`: its rows are independent, so the calls of a frame can be
+answered by one call on their inputs concatenated along the first axis, each call getting its own
+rows of the output back (`_fold_rows`; anything that does not fit raises, and the worker then
+makes the calls one by one).
 
 - `serve FILES_DIR DOCUMENT_JSON` — read JSON lines `{"inputs", "parameters", "method"}` from
   stdin and answer each with one JSON line `{"ok", "output" | "error_type", "error"}` (a warm
@@ -43,6 +48,45 @@ def _model_path(document: dict[str, Any], files_dir: Path) -> Path:
     if not isinstance(model, str):
         raise ValueError("dlhub.files.model names no file")
     return files_dir / model
+
+
+def _fold_rows(run: Runner) -> Callable[[list[Any], dict[str, Any]], list[Any]]:
+    """`run.batch` for a model whose output rows are its input rows: one call for many.
+
+    Each input must be one array of at least one dimension, all with the same trailing shape;
+    every output array (one, a list or tuple of them, or a dict of them) must have exactly as
+    many rows as the inputs together. Anything else raises ValueError (the worker then calls
+    one by one, so a bad input fails only its own call).
+    """
+    import numpy as np
+
+    def run_many(inputs: list[Any], parameters: dict[str, Any]) -> list[Any]:
+        arrays = [np.asarray(x) for x in inputs]
+        if not arrays or any(a.ndim < 1 or a.dtype.kind not in "biufc" for a in arrays):
+            raise ValueError("fold_rows: every input must be a numeric array with a row axis")
+        if len({a.shape[1:] for a in arrays}) != 1:
+            raise ValueError("fold_rows: the inputs' rows differ in shape")
+        rows = [int(a.shape[0]) for a in arrays]
+        out = run(np.concatenate(arrays), parameters)
+        cuts = np.cumsum(rows)[:-1]
+
+        def split(value: Any) -> list[Any]:
+            if hasattr(value, "detach"):  # a torch tensor
+                value = value.detach().cpu().numpy()
+            value = np.asarray(value)
+            if value.ndim < 1 or value.shape[0] != sum(rows):
+                raise ValueError("fold_rows: an output does not have one row per input row")
+            return list(np.split(value, cuts))
+
+        if isinstance(out, dict):
+            parts = {k: split(v) for k, v in out.items()}
+            return [{k: v[i] for k, v in parts.items()} for i in range(len(rows))]
+        if isinstance(out, (list, tuple)):
+            columns = [split(v) for v in out]
+            return [[c[i] for c in columns] for i in range(len(rows))]
+        return split(out)
+
+    return run_many
 
 
 def _python(document: dict[str, Any], files_dir: Path, details: dict[str, Any]) -> Runner:
@@ -287,6 +331,7 @@ def _onnx(document: dict[str, Any], files_dir: Path, details: dict[str, Any]) ->
     return run
 
 
+_PYTHON = "python.PythonStaticMethodServable"
 LOADERS = {
     "python.PythonStaticMethodServable": _python,
     "sklearn.ScikitLearnServable": _sklearn,
@@ -300,7 +345,10 @@ def load(document: dict[str, Any], files_dir: Path, method: str = "run") -> Runn
     """Build the callable for one method of a servable (done once per worker)."""
     sys.path.insert(0, str(files_dir))
     details = document["servable"]["methods"][method].get("method_details") or {}
-    return LOADERS[document["servable"]["shim"]](document, files_dir, details)
+    run = LOADERS[document["servable"]["shim"]](document, files_dir, details)
+    if details.get("fold_rows") is True and document["servable"]["shim"] != _PYTHON:
+        run.batch = _fold_rows(run)  # type: ignore[attr-defined]
+    return run
 
 
 def jsonable(value: Any) -> Any:
@@ -308,6 +356,10 @@ def jsonable(value: Any) -> Any:
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu().numpy()
     if hasattr(value, "tolist"):
+        if getattr(getattr(value, "dtype", None), "kind", "O") in "biuf":
+            # A numeric array: its tolist() is already plain ints, floats and bools (no walk
+            # over every element, which cost ~5 µs a number: most of a small model's call).
+            return value.tolist()
         return jsonable(value.tolist())
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}

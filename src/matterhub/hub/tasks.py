@@ -506,9 +506,14 @@ class TaskService:
 
 
 def _folds(target: Target) -> bool:
-    """Whether a method of the target has a batch function (the worker folds its calls)."""
+    """Whether a method of the target has a batch function or folds rows (the worker folds its
+    calls)."""
     methods = target.runtime.document.get("servable", {}).get("methods") or {}
-    return any((m.get("method_details") or {}).get("batch_function") for m in methods.values())
+    return any(
+        (m.get("method_details") or {}).get("batch_function")
+        or (m.get("method_details") or {}).get("fold_rows") is True
+        for m in methods.values()
+    )
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -217,6 +217,14 @@ class ServableDescription:
         self.run_method["output"] = spec
         return self
 
+    def set_fold_rows(self, fold: bool = True) -> ServableDescription:
+        """Declare the model's rows independent (sklearn, torch, Keras, ONNX; one input array):
+        the hub may answer several calls by one call on their inputs concatenated along the
+        first axis, each getting its own rows of the output (docs/hub-run.md)."""
+        details = self.run_method.setdefault("method_details", {})
+        details["fold_rows"] = bool(fold)
+        return self
+
     def set_parameters(self, defaults: dict[str, Any]) -> ServableDescription:
         """Keyword parameters and their defaults."""
         self.run_method["parameters"] = dict(defaults)

@@ -25,6 +25,7 @@ one by one, so a bad input fails only its own call, with its own error.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import io
 import json
@@ -166,6 +167,9 @@ def main(argv: list[str]) -> int:
     except BaseException as exc:
         write_frame(stdout, {"ready": False, **_error(exc)})
         return 1
+    # The loaded model (a framework's modules, layers, weights) lives as long as the worker: keep
+    # it out of the cyclic collector's scans, which otherwise walk it again and again.
+    gc.freeze()
     write_frame(stdout, {"ready": True, "load_s": time.perf_counter() - start, "pid": os.getpid()})
     failed: dict[str, BaseException] = {}
 
@@ -181,36 +185,57 @@ def main(argv: list[str]) -> int:
         return getattr(runner(method), "batch", None) is not None
 
     while True:
-        request = read_frame(stdin)
-        if request is None:
-            return 0
-        debug = bool(request.get("debug"))
-        cpu_s = float(request.get("cpu_s") or 0)
-        calls = request.get("calls", [])
-        results: list[dict[str, Any] | None] = [None] * len(calls)
-        recycle = False
-        # Calls a batch function can answer together (never with debug: output is per call).
-        for indices in [] if debug else _foldable(calls, batched):
-            method = calls[indices[0]].get("method") or "run"
-            _cpu_budget(cpu_s * len(indices))  # the CPU time the calls had one by one
-            replies = _call_many(runners[method], shim, [calls[i] for i in indices])
-            recycle = recycle or _cpu_budget(0) < 2 * cpu_s  # what it has left after
-            for i, reply in zip(indices, replies or [], strict=False):
-                results[i] = reply
-        for i, call in enumerate(calls):
-            if results[i] is not None:
-                continue
-            method = call.get("method") or "run"
-            found = runner(method)
-            if found is None:
-                results[i] = _error_of(failed[method])
-                continue
-            left = _cpu_budget(cpu_s)
-            reply = _call(found, shim, call, debug)
-            recycle = recycle or reply.get("error_type") == "MemoryError"
-            recycle = recycle or left < 2 * cpu_s  # its lifetime CPU limit is near
+        # No cyclic collection while a frame is read, answered and written: JSON and arrays
+        # turned into lists make many small objects, and the collector's passes over them cost
+        # more than a small model (docs/usecases/cdi.md "Throughput"). Reference counting still
+        # frees all that is not in a cycle; the collector runs between frames; memory stays
+        # under the sandbox's RLIMIT_AS.
+        gc.disable()
+        try:
+            request = read_frame(stdin)
+            if request is None:
+                return 0
+            write_frame(stdout, _frame(request, runner, runners, failed, shim, batched))
+        finally:
+            gc.enable()
+
+
+def _frame(
+    request: dict[str, Any],
+    runner: Any,
+    runners: dict[str, Any],
+    failed: dict[str, BaseException],
+    shim: Any,
+    batched: Any,
+) -> dict[str, Any]:
+    """The reply to one frame: its calls, folded where a batch function can answer them."""
+    debug = bool(request.get("debug"))
+    cpu_s = float(request.get("cpu_s") or 0)
+    calls = request.get("calls", [])
+    results: list[dict[str, Any] | None] = [None] * len(calls)
+    recycle = False
+    # Calls a batch function can answer together (never with debug: output is per call).
+    for indices in [] if debug else _foldable(calls, batched):
+        method = calls[indices[0]].get("method") or "run"
+        _cpu_budget(cpu_s * len(indices))  # the CPU time the calls had one by one
+        replies = _call_many(runners[method], shim, [calls[i] for i in indices])
+        recycle = recycle or _cpu_budget(0) < 2 * cpu_s  # what it has left after
+        for i, reply in zip(indices, replies or [], strict=False):
             results[i] = reply
-        write_frame(stdout, {"results": results, "recycle": recycle})
+    for i, call in enumerate(calls):
+        if results[i] is not None:
+            continue
+        method = call.get("method") or "run"
+        found = runner(method)
+        if found is None:
+            results[i] = _error_of(failed[method])
+            continue
+        left = _cpu_budget(cpu_s)
+        reply = _call(found, shim, call, debug)
+        recycle = recycle or reply.get("error_type") == "MemoryError"
+        recycle = recycle or left < 2 * cpu_s  # its lifetime CPU limit is near
+        results[i] = reply
+    return {"results": results, "recycle": recycle}
 
 
 def _error_of(exc: BaseException) -> dict[str, Any]:
