@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
-from bench_delta_throughput import start_hub  # noqa: E402
+from bench_delta_throughput import start_hub, through_hub, timed  # noqa: E402
 
 CNN, SINGLE, PR = "alice/cdi_structure", "alice/cdi_structure_single", "alice/cdi_phase_retrieval"
 
@@ -87,23 +87,6 @@ def publish(client: Any, folder: Path, example: Any, intensity: Any, threads: in
         build = client.publish_servable(description, wait=True, timeout=1800)
         if build["status"] != "succeeded":
             raise RuntimeError(build["log"])
-
-
-def through_hub(client: Any, name: str, inputs: list[Any]) -> list[Any]:
-    """One batch through the hub, waited for; its outputs in order (all must succeed)."""
-    queued = client.run_batch(name, inputs)
-    done = client.wait_for_batch(queued["batch_id"], timeout=1200)
-    tasks = [done["tasks"][i] for i in queued["task_ids"]]
-    failed = [t for t in tasks if t["status"] != "success"]
-    if failed:
-        raise RuntimeError(f"{name}: {len(failed)} task(s) failed, e.g. {failed[0]}")
-    return [t["result"] for t in tasks]
-
-
-def timed(function: Any) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
 
 
 def summary(times: list[float], images: int) -> dict[str, float]:
@@ -195,12 +178,14 @@ def main() -> None:
         amplitude, phase = client.run(CNN, x, binary=True)
         check("hub sync, N images, binary", [amplitude, phase], local, 1e-4)
         for name in (CNN, SINGLE):
-            answers = through_hub(client, name, one)
+            answers = through_hub(client, name, one, timeout=1200)
             stacked = [np.concatenate([np.asarray(a[k]) for a in answers]) for k in (0, 1)]
             check(f"hub batch {name}", stacked, local, 1e-4)
         local_pr = [pr.retrieve_phase(counts[i]) for i in range(args.pr_images)]
         check("phase retrieval, hub sync", client.run(PR, raw[0]), local_pr[0], 1e-4)
-        check("phase retrieval, hub batch", through_hub(client, PR, raw), local_pr, 1e-4)
+        check(
+            "phase retrieval, hub batch", through_hub(client, PR, raw, timeout=1200), local_pr, 1e-4
+        )
 
         single = args.single
         cnn_steps = {
@@ -218,10 +203,13 @@ def main() -> None:
                 len(x),
                 lambda: client.run(CNN, x, binary=True),
             ),
-            "hub batch, 1 image a task": (len(x), lambda: through_hub(client, CNN, one)),
+            "hub batch, 1 image a task": (
+                len(x),
+                lambda: through_hub(client, CNN, one, timeout=1200),
+            ),
             "hub batch, 1 image a task, not folded": (
                 len(x),
-                lambda: through_hub(client, SINGLE, one),
+                lambda: through_hub(client, SINGLE, one, timeout=1200),
             ),
         }
         pr_steps = {
@@ -230,7 +218,10 @@ def main() -> None:
                 lambda: [pr.retrieve_phase(counts[i]) for i in range(len(raw))],
             ),
             "hub sync, 1 image a call": (len(raw), lambda: [client.run(PR, r) for r in raw]),
-            "hub batch, 1 image a task": (len(raw), lambda: through_hub(client, PR, raw)),
+            "hub batch, 1 image a task": (
+                len(raw),
+                lambda: through_hub(client, PR, raw, timeout=1200),
+            ),
         }
         times: dict[str, dict[str, list[float]]] = {
             "cnn": {m: [] for m in cnn_steps},

@@ -258,10 +258,10 @@ def publish(client: Any, folder: Path, example: dict[str, Any], expected: float)
 # timing ------------------------------------------------------------------------------------------
 
 
-def through_hub(client: Any, name: str, inputs: list[Any]) -> list[Any]:
+def through_hub(client: Any, name: str, inputs: list[Any], timeout: float = 600) -> list[Any]:
     """One batch through the hub, waited for; its outputs in order (all must succeed)."""
     queued = client.run_batch(name, inputs)
-    done = client.wait_for_batch(queued["batch_id"], timeout=600)
+    done = client.wait_for_batch(queued["batch_id"], timeout=timeout)
     tasks = [done["tasks"][i] for i in queued["task_ids"]]
     failed = [t for t in tasks if t["status"] != "success"]
     if failed:
