@@ -4,7 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= server,postgres,s3,dev,compat,demo,materials,ml,client,ray,science
+EXTRAS ?= server,postgres,s3,dev,compat,demo,materials,ml,client,ray,science,interop
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint format clean lock example-delta example-delta-quick example-cdi \
