@@ -26,8 +26,12 @@ CNN
 - `hub sync, 1 image a call`: `client.run("alice/cdi_structure", x[i:i+1])` for `--single`;
 - `hub sync, N images in one call`: `client.run("alice/cdi_structure", x)` (JSON);
 - `hub sync, N images in one call, binary`: the same with `binary=True` (the array as `.npy`,
-  the answer as msgpack with typed arrays; the worker still gets and gives JSON);
-- `hub batch, 1 image a task`: `client.run_batch(..., [x[i:i+1] for i …])` + long-polled wait;
+  the answer as msgpack with typed arrays);
+- `hub batch, 1 image a task`: `client.run_batch(..., [x[i:i+1].tolist() for i …])` + long-polled
+  wait (JSON both ways);
+- `hub batch, 1 image a task, binary`: the same with `binary=True` — msgpack both ways, each
+  image as its 4 kB of float32 and each answer as its bytes; the hub stores and frames them as
+  bytes too (hub/arrays.py, hub/runtime/frames.py);
 - `hub batch, 1 image a task, not folded`: the same through `cdi_structure_single`.
 
 Phase retrieval: `in-process, 1 image a call` (`--pr-images` images), `hub sync, 1 image a
@@ -110,7 +114,7 @@ def check(name: str, hub: Any, local: Any, tolerance: float) -> None:
     print(f"{name}: the hub answers as in-process (largest difference {worst:.1e})", flush=True)
 
 
-def split(client: Any, name: str, inputs: list[Any]) -> dict[str, float]:
+def split(client: Any, name: str, inputs: list[Any], binary: bool = False) -> dict[str, float]:
     """Where one hub batch's time goes, from its tasks' provenance (one more, untimed, batch).
 
     `queued_s`: submit → claimed by a worker thread (the longest); `model_s`: the worker's time
@@ -118,8 +122,8 @@ def split(client: Any, name: str, inputs: list[Any]) -> dict[str, float]:
     client's wall time; the rest is HTTP, JSON, recording, frames and results.
     """
     started = time.perf_counter()
-    queued = client.run_batch(name, inputs)
-    client.wait_for_batch(queued["batch_id"], timeout=1200)
+    queued = client.run_batch(name, inputs, binary=binary)
+    client.wait_for_batch(queued["batch_id"], timeout=1200, binary=binary)
     total = time.perf_counter() - started
     seen = [client.get_provenance(i)["timings"] for i in queued["task_ids"]]
     return {
@@ -163,6 +167,7 @@ def main() -> None:
     cnn.save(model, folder)
     model = cnn.load(folder)  # as saved: what the hub serves
     one = [x[i : i + 1].tolist() for i in range(len(x))]  # one image per call or task
+    arrays = [x[i : i + 1] for i in range(len(x))]  # the same as float32 arrays (binary)
     many = x.tolist()
     raw = [counts[i].tolist() for i in range(args.pr_images)]
     hub, base, token = start_hub(work)
@@ -177,10 +182,10 @@ def main() -> None:
         check("hub sync, N images", [amplitude, phase], local, 1e-4)
         amplitude, phase = client.run(CNN, x, binary=True)
         check("hub sync, N images, binary", [amplitude, phase], local, 1e-4)
-        for name in (CNN, SINGLE):
-            answers = through_hub(client, name, one, timeout=1200)
+        for name, binary in ((CNN, False), (SINGLE, False), (CNN, True)):
+            answers = through_hub(client, name, arrays if binary else one, 1200, binary)
             stacked = [np.concatenate([np.asarray(a[k]) for a in answers]) for k in (0, 1)]
-            check(f"hub batch {name}", stacked, local, 1e-4)
+            check(f"hub batch {name}{', binary' if binary else ''}", stacked, local, 1e-4)
         local_pr = [pr.retrieve_phase(counts[i]) for i in range(args.pr_images)]
         check("phase retrieval, hub sync", client.run(PR, raw[0]), local_pr[0], 1e-4)
         check(
@@ -206,6 +211,10 @@ def main() -> None:
             "hub batch, 1 image a task": (
                 len(x),
                 lambda: through_hub(client, CNN, one, timeout=1200),
+            ),
+            "hub batch, 1 image a task, binary": (
+                len(x),
+                lambda: through_hub(client, CNN, arrays, timeout=1200, binary=True),
             ),
             "hub batch, 1 image a task, not folded": (
                 len(x),
@@ -237,6 +246,7 @@ def main() -> None:
                 results[group][mode] = summary(times[group][mode], n)
         results["split"] = {
             "folded": split(client, CNN, one),
+            "folded, binary": split(client, CNN, arrays, binary=True),
             "not folded": split(client, SINGLE, one),
         }
     finally:

@@ -258,10 +258,15 @@ def publish(client: Any, folder: Path, example: dict[str, Any], expected: float)
 # timing ------------------------------------------------------------------------------------------
 
 
-def through_hub(client: Any, name: str, inputs: list[Any], timeout: float = 600) -> list[Any]:
-    """One batch through the hub, waited for; its outputs in order (all must succeed)."""
-    queued = client.run_batch(name, inputs)
-    done = client.wait_for_batch(queued["batch_id"], timeout=timeout)
+def through_hub(
+    client: Any, name: str, inputs: list[Any], timeout: float = 600, binary: bool = False
+) -> list[Any]:
+    """One batch through the hub, waited for; its outputs in order (all must succeed).
+
+    `binary`: inputs and results as msgpack, arrays as their bytes (the client's `binary=True`).
+    """
+    queued = client.run_batch(name, inputs, binary=binary)
+    done = client.wait_for_batch(queued["batch_id"], timeout=timeout, binary=binary)
     tasks = [done["tasks"][i] for i in queued["task_ids"]]
     failed = [t for t in tasks if t["status"] != "success"]
     if failed:

@@ -161,3 +161,28 @@ def test_a_bad_input_fails_only_its_own_task(torch_hub: tuple[Served, Any], clie
         assert np.allclose(np.asarray(task["result"]), _local(torch_hub[1], x), atol=1e-6)
     # The stacking refused the mismatched rows, so each ran alone.
     assert client.get_provenance(queued["task_ids"][0])["timings"].get("batched", 1) == 1
+
+
+def test_a_binary_batch_sends_and_gets_arrays_as_bytes(
+    torch_hub: tuple[Served, Any], client: Client
+) -> None:
+    rng = np.random.default_rng(1)
+    inputs = [rng.normal(size=(1 + i % 2, 3)).astype(np.float32) for i in range(6)]
+    done = client.run_batch("alice/rows", inputs, wait=True, timeout=120, binary=True)
+    assert done["counts"] == {"success": 6}
+    task_ids = list(done["tasks"])
+    for task_id, x in zip(task_ids, inputs, strict=True):
+        answer = done["tasks"][task_id]["result"]
+        # The model's float32 rows come back as a float32 array, not lists of numbers.
+        assert isinstance(answer, np.ndarray) and answer.dtype == np.float32
+        assert np.allclose(answer, _local(torch_hub[1], x), atol=1e-6)
+    # The same records read as JSON give the same float32 numbers as lists (each written as
+    # the shortest decimal that reads back as that float32); so does one task's result.
+    as_json = client.get_batch_status(done["batch_id"])
+    for task_id in task_ids[:2]:
+        listed = as_json["tasks"][task_id]["result"]
+        assert isinstance(listed, list)
+        assert np.array_equal(np.asarray(listed, np.float32), done["tasks"][task_id]["result"])
+    one = client.get_result(task_ids[1])
+    assert np.array_equal(np.asarray(one, np.float32), done["tasks"][task_ids[1]]["result"])
+    assert client.get_provenance(task_ids[0])["timings"]["batched"] == 6

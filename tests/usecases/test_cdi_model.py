@@ -78,6 +78,6 @@ def test_saved_forms_load_to_the_same_predictions(trained) -> None:
             assert np.allclose(a, b, atol=1e-6), form
     arch = json.loads((folder / cnn.ARCH).read_text())
     assert arch["class_name"] == "Functional"
-    # Weights only (no optimizer state): ~0.8 MB for ~0.2 M float32 parameters.
+    # Weights only (no optimizer state): ~0.2 MB for ~50 k float32 parameters.
     for name in (cnn.WEIGHTS, cnn.KERAS):
         assert (folder / name).stat().st_size < 1.2e6

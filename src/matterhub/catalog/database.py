@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -51,6 +52,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
 def open_catalog(url: str, *, migrate: bool = True, echo: bool = False) -> Catalog:
     """Open the database at `url`, check it answers, and (by default) migrate it to head.
 
@@ -63,7 +68,14 @@ def open_catalog(url: str, *, migrate: bool = True, echo: bool = False) -> Catal
         raise InvalidInput(
             f"database_url {url!r} is not a database URL: {exc}", field="database_url"
         ) from exc
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    kwargs: dict[str, Any] = {
+        "echo": echo,
+        "pool_pre_ping": True,
+        # JSON columns through orjson: several times faster than the stdlib both ways (run
+        # records carry outputs); numpy values, if any reach a column, as plain numbers.
+        "json_serializer": _json_text,
+        "json_deserializer": orjson.loads,
+    }
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise InvalidInput(

@@ -96,10 +96,13 @@ def _pack_default(value: Any) -> Any:
     raise TypeError(f"cannot pack {type(value).__name__}")
 
 
-def encode_binary(body: Mapping[str, Any]) -> tuple[bytes, str, dict[str, str]]:
-    """`(content, content type, query parameters)`: `.npy` for a lone array input, else msgpack."""
+def encode_binary(
+    body: Mapping[str, Any], *, lone_array: bool = True
+) -> tuple[bytes, str, dict[str, str]]:
+    """`(content, content type, query parameters)`: `.npy` for a lone array input (when
+    `lone_array`), else msgpack."""
     inputs: Any = body.get("inputs")
-    if is_ndarray(inputs):
+    if lone_array and is_ndarray(inputs):
         import numpy as np
 
         buffer = io.BytesIO()

@@ -195,19 +195,32 @@ class RunMethods(HTTPCore):
         wait: bool = False,
         timeout: float | None = None,
         version: str | None = None,
+        binary: bool = False,
     ) -> dict[str, Any]:
-        """Queue one task per input: `{batch_id, task_ids}`; with `wait`, the finished status."""
+        """Queue one task per input: `{batch_id, task_ids}`; with `wait`, the finished status.
+
+        `binary=True` sends the inputs as msgpack, numpy arrays as their bytes, and (with
+        `wait`) gets the results the same way, arrays as numpy arrays.
+        """
         owner, servable = parse_servable_ref(name)
         body = {"inputs": inputs, "parameters": parameters, "version": version}
-        queued: dict[str, Any] = self._json(
-            "POST", f"/api/servables/{owner}/{servable}/batch", json=body
-        )
+        path = f"/api/servables/{owner}/{servable}/batch"
+        if binary:
+            content, media, _ = encode_binary(body, lone_array=False)
+            response = self._request("POST", path, content=content, headers={"Content-Type": media})
+            queued: dict[str, Any] = response.json()
+        else:
+            queued = self._json("POST", path, json=body)
         if not wait:
             return queued
-        return self.wait_for_batch(queued["batch_id"], timeout=timeout)
+        return self.wait_for_batch(queued["batch_id"], timeout=timeout, binary=binary)
 
-    def wait_for_batch(self, batch_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+    def wait_for_batch(
+        self, batch_id: str, *, timeout: float | None = None, binary: bool = False
+    ) -> dict[str, Any]:
         """The batch's status once it is done (long-polled: answered as soon as it finishes).
+
+        `binary=True`: results as msgpack, arrays as numpy arrays.
 
         Raises:
             TimeoutError: not done within `timeout` seconds.
@@ -217,7 +230,7 @@ class RunMethods(HTTPCore):
             left = _MAX_WAIT_S if deadline is None else deadline - time.monotonic()
             wait = max(0.0, min(_MAX_WAIT_S, left))
             asked = time.monotonic()
-            status = self.get_batch_status(batch_id, wait=wait)
+            status = self.get_batch_status(batch_id, wait=wait, binary=binary)
             if status["done"]:
                 return status
             if deadline is not None and time.monotonic() >= deadline:
@@ -225,19 +238,21 @@ class RunMethods(HTTPCore):
             if time.monotonic() - asked < min(wait, 0.2):
                 time.sleep(0.2)  # a hub that does not wait (older): poll, as before
 
-    def get_batch_status(self, batch_id: str, *, wait: float = 0.0) -> dict[str, Any]:
+    def get_batch_status(
+        self, batch_id: str, *, wait: float = 0.0, binary: bool = False
+    ) -> dict[str, Any]:
         """`{total, done, counts, tasks: {task_id: {status, result?, exception?}}}`.
 
         With `wait` (seconds, at most 30) the hub answers when the batch is done or the time
-        has passed, whichever comes first.
+        has passed, whichever comes first. `binary=True`: as msgpack, arrays as numpy arrays.
         """
-        if not wait:
-            found: dict[str, Any] = self._json("GET", f"/api/batches/{batch_id}")
+        options: dict[str, Any] = {}
+        if wait:  # the hub holds the request up to `wait`
+            options = {"params": {"wait": f"{wait:.3f}"}, "timeout": wait + 30.0}
+        if not binary:
+            found: dict[str, Any] = self._json("GET", f"/api/batches/{batch_id}", **options)
             return found
-        found = self._json(
-            "GET",
-            f"/api/batches/{batch_id}",
-            params={"wait": f"{wait:.3f}"},
-            timeout=wait + 30.0,  # the hub holds the request up to `wait`
-        )
+        accept = {"Accept": f"{MSGPACK}, application/json"}
+        response = self._request("GET", f"/api/batches/{batch_id}", headers=accept, **options)
+        found = decode(response.headers.get("content-type", ""), response.content)
         return found

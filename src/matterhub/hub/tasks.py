@@ -29,6 +29,7 @@ from matterhub.catalog.models import Task
 from matterhub.core.errors import BadRequest, InvalidInput, NotFound
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 from matterhub.core.policy import POLICIES
+from matterhub.hub.arrays import loaded, stored
 from matterhub.hub.runtime.service import (
     RunOutcome,
     RunRequest,
@@ -125,10 +126,10 @@ class TaskService:
 
     def _record_sync(self, outcome: RunOutcome, identity: Identity) -> None:
         now = _now()
-        body = orjson.dumps(outcome.output, option=orjson.OPT_SERIALIZE_NUMPY)
+        kept = stored(outcome.output)
         result: dict[str, Any] = {"provenance": outcome.provenance}
-        if outcome.ok and len(body) <= _MAX_OUTPUT_KEPT:
-            result["output"] = outcome.output
+        if outcome.ok and len(orjson.dumps(kept)) <= _MAX_OUTPUT_KEPT:
+            result["output"] = kept
         row = {
             "id": outcome.task_id,
             "kind": KIND_SYNC,
@@ -197,7 +198,7 @@ class TaskService:
                     "payload": {
                         "servable": ref,
                         "version": target.runtime.version,
-                        "inputs": call.inputs,
+                        "inputs": stored(call.inputs),
                         "parameters": call.parameters,
                         "method": call.method,
                         "debug": request.debug,
@@ -297,7 +298,9 @@ class TaskService:
         from matterhub.hub.runtime.base import Call
 
         calls = [
-            Call(r.payload["inputs"], r.payload["parameters"], r.payload.get("method", "run"))
+            Call(
+                loaded(r.payload["inputs"]), r.payload["parameters"], r.payload.get("method", "run")
+            )
             for r in chunk
         ]
         hashes = [
@@ -316,7 +319,7 @@ class TaskService:
             outcome.provenance["timings"]["queued_s"] = (started - created).total_seconds()
             result: dict[str, Any] = {"provenance": outcome.provenance}
             if outcome.ok:
-                result["output"] = outcome.output
+                result["output"] = stored(outcome.output)
             if debug:
                 result["metadata"] = outcome.metadata()
             out.append(
@@ -430,7 +433,7 @@ class TaskService:
         }
         result = row["result"] or {}
         if row["status"] == "success" and "output" in result:
-            out["result"] = result["output"]
+            out["result"] = loaded(result["output"])
         if row["error"]:
             out["exception"] = {k: row["error"].get(k) for k in ("type", "message")}
         if "metadata" in result:
@@ -462,32 +465,42 @@ class TaskService:
         try:
             while True:
                 waiter[1].clear()  # a wake-up from here on means: look again
-                found = await in_thread(self.batch_status, identity, batch_id)
+                # Looks read the tasks' statuses only; the results once, when it is done.
+                found = await in_thread(self.batch_status, identity, batch_id, results=False)
                 left = deadline - time.monotonic()
                 if found["done"] or left <= 0:
-                    return found
+                    return await in_thread(self.batch_status, identity, batch_id)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(waiter[1].wait(), left)
         finally:
             with self._waiters_lock:
                 self._waiters.discard(waiter)
 
-    def batch_status(self, identity: Identity, batch_id: str) -> dict[str, Any]:
-        """Counts by status and each task's status (and result when done)."""
+    def batch_status(
+        self, identity: Identity, batch_id: str, *, results: bool = True
+    ) -> dict[str, Any]:
+        """Counts by status and each task's status (and result when done, with `results`)."""
         row = self._row(identity, batch_id)
         if row["kind"] != KIND_BATCH:
             raise NotFound(f"{batch_id!r} is not a batch", field="batch_id")
         ids: list[str] = row["payload"]["task_ids"]
         found: dict[str, dict[str, Any]] = {}
         with self._catalog.transaction() as session:
+            columns = (Task.id, Task.status, Task.result, Task.error)
             for start in range(0, len(ids), 900):
                 part = ids[start : start + 900]
+                if not results:
+                    for task_id, status in session.execute(
+                        select(Task.id, Task.status).where(Task.id.in_(part))
+                    ):
+                        found[task_id] = {"status": status}
+                    continue
                 for task_id, status, result, error in session.execute(
-                    select(Task.id, Task.status, Task.result, Task.error).where(Task.id.in_(part))
+                    select(*columns).where(Task.id.in_(part))
                 ):
                     entry: dict[str, Any] = {"status": status}
                     if status == "success":
-                        entry["result"] = (result or {}).get("output")
+                        entry["result"] = loaded((result or {}).get("output"))
                     elif error:
                         entry["exception"] = {k: error.get(k) for k in ("type", "message")}
                     found[task_id] = entry

@@ -23,6 +23,7 @@ from matterhub.api.routes.run_bodies import (
     JSON,
     MSGPACK,
     NPY,
+    UnsupportedMedia,
     as_array,
     encode,
     media_of,
@@ -110,9 +111,6 @@ def _run(
     request = body.request()
     request.uploads = uploads or {}
     if body.asynchronous:
-        if not isinstance(request.inputs, (str, int, float, bool, type(None))):
-            # numpy arrays from a binary body are stored as JSON with the task
-            request.inputs = orjson.loads(orjson.dumps(request.inputs, option=_OPTIONS))
         queued = services.tasks.submit(identity, ref, [request])
         task_id = queued["task_ids"][0]
         return _json({"task_id": task_id, "status": "received"}, 202, {"X-Task-Id": task_id})
@@ -287,19 +285,54 @@ async def run(request: Request) -> Response:
     return await _run_hot(request, path["owner"], path["name"], dlhub=False)
 
 
+_BATCH_DOC: dict[str, Any] = {
+    "security": [{"HTTPBearer": []}, {}],
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON: {"schema": BatchBody.model_json_schema(by_alias=True)},
+            MSGPACK: {
+                "schema": {
+                    "description": "The same object as msgpack; ndarray inputs in the typed form "
+                    "with raw bytes (`{__ndarray__: {dtype, shape, data}}`)."
+                }
+            },
+        },
+    },
+}
+
+
 @router.post(
     "/api/servables/{owner}/{name}/batch",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Queue one task per input",
+    openapi_extra=_BATCH_DOC,
 )
-def submit_batch(
-    owner: str, name: str, body: BatchBody, identity: CurrentIdentity, services: ServicesDep
+async def submit_batch(
+    owner: str, name: str, request: Request, identity: CurrentIdentity, services: ServicesDep
 ) -> Response:
-    """Record every task (validated first), then queue them: 202 `{batch_id, task_ids}`."""
+    """Record every task (validated first), then queue them: 202 `{batch_id, task_ids}`.
+
+    The body is JSON or msgpack (`Content-Type`); arrays may come in the typed form, and are
+    stored and handed to the servable's worker as their bytes.
+    """
+    media = media_of(request.headers.get("content-type"))
+    if media not in (JSON, MSGPACK):
+        raise UnsupportedMedia(
+            f"cannot read {media} batch bodies: send application/json or application/msgpack"
+        )
+    data, bodies = await read_body(request, None)
+    bodies.close()
+    try:
+        body = BatchBody.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
     requests = [
         RunRequest(x, body.parameters, body.debug, body.check, body.version) for x in body.inputs
     ]
-    queued = services.tasks.submit(identity, f"{owner}/{name}", requests, batch=True)
+    queued = await run_in_threadpool(
+        services.tasks.submit, identity, f"{owner}/{name}", requests, batch=True
+    )
     return _json(queued, 202)
 
 
@@ -341,6 +374,7 @@ def task_provenance(task_id: TaskId, identity: CurrentIdentity, services: Servic
 @router.get("/api/batches/{batch_id}", summary="A batch's progress and results")
 async def batch_status(
     batch_id: TaskId,
+    request: Request,
     identity: CurrentIdentity,
     services: ServicesDep,
     wait: Annotated[
@@ -357,5 +391,10 @@ async def batch_status(
     if not batch_id:
         raise InvalidInput("batch_id is empty", field="batch_id")
     if wait == 0:
-        return _json(await run_in_threadpool(services.tasks.batch_status, identity, batch_id))
-    return _json(await services.tasks.wait_batch(identity, batch_id, wait))
+        found = await run_in_threadpool(services.tasks.batch_status, identity, batch_id)
+    else:
+        found = await services.tasks.wait_batch(identity, batch_id, wait)
+    accept = request.headers.get("accept") or JSON
+    if "msgpack" in accept.lower():  # results' arrays as raw bytes, not lists of numbers
+        return encode(found, accept)
+    return _json(found)

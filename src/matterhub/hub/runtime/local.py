@@ -29,10 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from matterhub.core.errors import ExecutorError
 from matterhub.hub.inputs import localize
+from matterhub.hub.runtime import frames
 from matterhub.hub.runtime.autoscale import Bounds, LatencyWindow, Observation
 from matterhub.hub.runtime.base import (
     Call,
@@ -135,8 +134,8 @@ class _Worker:
         return self.proc.poll() is None
 
     def frame(self, calls: Sequence[Call], debug: bool) -> bytes:
-        """One request frame: the length header and the JSON body."""
-        body = orjson.dumps(
+        """One request frame (worker.py's format: numpy arrays travel as their bytes)."""
+        return frames.encode(
             {
                 "calls": [
                     {"inputs": c.inputs, "parameters": c.parameters, "method": c.method}
@@ -144,10 +143,8 @@ class _Worker:
                 ],
                 "debug": debug,
                 "cpu_s": self.spec.cpu_s,
-            },
-            option=orjson.OPT_SERIALIZE_NUMPY,
+            }
         )
-        return _HEADER.pack(len(body)) + body
 
     def call(
         self, calls: Sequence[Call], debug: bool, frame: bytes | None = None
@@ -209,7 +206,7 @@ class _Worker:
         if raw == b"too large":
             raise await in_thread(self._too_large, _HEADER.unpack_from(got)[0])
         self.last_used = time.monotonic()
-        reply: dict[str, Any] = orjson.loads(memoryview(raw)[4:])
+        reply: dict[str, Any] = frames.decode(memoryview(raw)[4:])
         return reply
 
     def _read(self, deadline: float) -> dict[str, Any]:
@@ -217,7 +214,7 @@ class _Worker:
         (size,) = _HEADER.unpack(head)
         if size > self.max_reply:
             raise self._too_large(size)
-        value: dict[str, Any] = orjson.loads(self._exact(size, deadline))
+        value: dict[str, Any] = frames.decode(self._exact(size, deadline))
         return value
 
     def _exact(self, size: int, deadline: float) -> bytes:

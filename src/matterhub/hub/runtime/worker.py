@@ -7,7 +7,14 @@ shim, then answers length-prefixed JSON frames on its inherited pipes (fd 0 in, 
     reply    {"results": [{"ok", "output" | "error_type", "error", "traceback", "wall_s",
                            "batched"?, "stdout"?, "stderr"?}], "recycle": bool}
 
-A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON. The servable's own
+A frame is a 4-byte big-endian length and that many bytes: a 4-byte length of its UTF-8 JSON,
+the JSON, then the raw bytes of the frame's arrays (each at an offset aligned to 8). An array
+anywhere in the JSON is `{"__ndarray__": {"dtype": "<f4", "shape": [..], "buffer": [offset,
+nbytes]}}`, the offset counted from the end of the JSON: numbers travel as their bytes, not as
+text (a 32×32 float image is 4 kB instead of ~21 kB of JSON, and nothing formats or parses
+them). Model servables (every shim but python) get such inputs as numpy arrays; python servables
+get lists, as from JSON. Numeric numpy arrays (and tensors) in outputs go back the same way;
+anything else is plain JSON (`shim.jsonable`). The servable's own
 prints go to stderr (a log file the host keeps), or are captured per call with `debug`. Limits
 are set by the sandbox before this process starts (hard rlimits it cannot lift: address space,
 lifetime CPU seconds, processes, open files, file size); here the CPU soft limit is moved for
@@ -38,23 +45,124 @@ import traceback
 from typing import Any, BinaryIO
 
 _HEADER = struct.Struct(">I")
+TAG = "__ndarray__"
+# numpy's dtype strings (native little-endian) → memoryview formats, for lists without numpy.
+_FORMATS = {
+    "<f8": "d", "<f4": "f", "<i8": "q", "<i4": "i", "<i2": "h", "|i1": "b",
+    "<u8": "Q", "<u4": "I", "<u2": "H", "|u1": "B", "|b1": "?",
+}  # fmt: skip
 
 
-def read_frame(stream: BinaryIO) -> Any:
-    """One frame from `stream`, or None at end of input."""
+def read_frame(stream: BinaryIO, arrays: bool = False) -> Any:
+    """One frame from `stream` (its arrays as numpy arrays when `arrays`, else lists), or None
+    at end of input."""
     head = stream.read(4)
     if len(head) < 4:
         return None
     (size,) = _HEADER.unpack(head)
-    body = stream.read(size)
-    return json.loads(body)
+    body = bytearray(size)  # writable: the arrays over it are too (torch wants that)
+    view = memoryview(body)
+    got = 0
+    while got < size:
+        n = stream.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            return None
+        got += n
+    return decode(body, arrays)
 
 
-def write_frame(stream: BinaryIO, value: Any) -> None:
+def decode(body: bytearray | bytes, arrays: bool = False) -> Any:
+    """A frame's body (after its length) as a value; see the module's docstring."""
+    (size,) = _HEADER.unpack_from(body)
+    text = bytes(body[4 : 4 + size])
+    if TAG.encode() not in text:
+        return json.loads(text)
+    buffers = memoryview(body)[4 + size :]
+    numpy = _numpy() if arrays else None
+
+    def hook(value: dict[str, Any]) -> Any:
+        spec = value.get(TAG)
+        if len(value) != 1 or not isinstance(spec, dict) or "buffer" not in spec:
+            return value
+        offset, nbytes = spec["buffer"]
+        part = buffers[offset : offset + nbytes]
+        if numpy is not None:
+            array = numpy.frombuffer(part, dtype=numpy.dtype(spec["dtype"]))
+            return array.reshape(spec["shape"])
+        shape = spec["shape"]
+        if not shape:
+            return part.cast(_FORMATS[spec["dtype"]]).tolist()[0]  # type: ignore[call-overload]
+        if 0 in shape:
+            return _empty(shape)
+        return part.cast(_FORMATS[spec["dtype"]], shape).tolist()  # type: ignore[call-overload]
+
+    return json.loads(text, object_hook=hook)
+
+
+def _empty(shape: list[int]) -> Any:
+    """Nested lists of `shape`, which has a zero (memoryview cannot cast to it)."""
+    return [] if shape[0] == 0 else [_empty(shape[1:]) for _ in range(shape[0])]
+
+
+def encode(value: Any, jsonable: Any = None) -> list[bytes | memoryview]:
+    """A value as a frame's parts (length, JSON length, JSON, array bytes…), numeric numpy
+    arrays and tensors as raw bytes; the rest through `jsonable` (the shim's) when given."""
+    parts: list[bytes | memoryview] = []
+    end = 0
+
+    def walk(item: Any) -> Any:
+        nonlocal end
+        if hasattr(item, "detach") and hasattr(item, "numpy"):  # a torch tensor
+            item = item.detach().cpu().numpy()
+        dtype = getattr(item, "dtype", None)
+        if (
+            dtype is not None
+            and hasattr(item, "tobytes")
+            and getattr(item, "ndim", 0) >= 1
+            and dtype.kind in "biuf"
+            and dtype.str in _FORMATS
+        ):
+            flat = item if item.flags.c_contiguous else item.copy(order="C")
+            data = memoryview(flat).cast("B") if flat.size else memoryview(b"")
+            pad = -end % 8
+            if pad:
+                parts.append(bytes(pad))
+                end += pad
+            spec = {"dtype": dtype.str, "shape": list(item.shape), "buffer": [end, data.nbytes]}
+            parts.append(data)
+            end += data.nbytes
+            return {TAG: spec}
+        if isinstance(item, dict):
+            return {str(k): walk(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(v) for v in item]
+        return jsonable(item) if jsonable is not None else item
+
+    text = json.dumps(walk(value), separators=(",", ":"), default=_plain).encode()
+    head = _HEADER.pack(4 + len(text) + end) + _HEADER.pack(len(text))
+    return [head, text, *parts]
+
+
+def _plain(item: Any) -> Any:
+    """numpy scalars and other arrays, when no `jsonable` was given."""
+    if hasattr(item, "tolist"):
+        return item.tolist()
+    raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
+
+
+def write_frame(stream: BinaryIO, value: Any, jsonable: Any = None) -> None:
     """One frame to `stream`, flushed."""
-    body = json.dumps(value, separators=(",", ":")).encode()
-    stream.write(_HEADER.pack(len(body)) + body)
+    for part in encode(value, jsonable):
+        stream.write(part)
     stream.flush()
+
+
+def _numpy() -> Any:
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return numpy
 
 
 def _limit_memory(memory_mb: int) -> None:
@@ -109,7 +217,7 @@ def _call(runner: Any, shim: Any, call: dict[str, Any], debug: bool) -> dict[str
     try:
         with capture[0], capture[1]:
             value = runner(call.get("inputs"), call.get("parameters") or {})
-            reply: dict[str, Any] = {"ok": True, "output": shim.jsonable(value)}
+            reply: dict[str, Any] = {"ok": True, "output": value}  # encoded with the frame
     except MemoryError as exc:
         reply = _error(exc)
         reply["error"] = str(exc) or "the servable ran out of memory"
@@ -126,11 +234,13 @@ def _call_many(runner: Any, shim: Any, calls: list[dict[str, Any]]) -> list[dict
     raised or answered other than one output per input (the caller then calls one by one)."""
     start = time.perf_counter()
     try:
-        values = shim.jsonable(
-            runner.batch([c.get("inputs") for c in calls], calls[0].get("parameters") or {})
-        )
+        values = runner.batch([c.get("inputs") for c in calls], calls[0].get("parameters") or {})
     except Exception:
         return None
+    if hasattr(values, "detach") and hasattr(values, "numpy"):  # a torch tensor: its rows
+        values = values.detach().cpu().numpy()
+    if isinstance(values, tuple) or getattr(values, "ndim", 0) >= 1:
+        values = list(values)  # a tuple of outputs, or an array's rows: one output each
     if not isinstance(values, list) or len(values) != len(calls):
         return None
     share = (time.perf_counter() - start) / len(calls)
@@ -164,6 +274,8 @@ def main(argv: list[str]) -> int:
         with open(document_path) as handle:
             document = json.load(handle)
         runners["run"] = shim.load(document, _path(files_dir))
+        # Model servables take arrays; python functions get lists, as JSON would give them.
+        arrays = document["servable"].get("shim") != "python.PythonStaticMethodServable"
     except BaseException as exc:
         write_frame(stdout, {"ready": False, **_error(exc)})
         return 1
@@ -192,10 +304,11 @@ def main(argv: list[str]) -> int:
         # under the sandbox's RLIMIT_AS.
         gc.disable()
         try:
-            request = read_frame(stdin)
+            request = read_frame(stdin, arrays)
             if request is None:
                 return 0
-            write_frame(stdout, _frame(request, runner, runners, failed, shim, batched))
+            reply = _frame(request, runner, runners, failed, shim, batched)
+            write_frame(stdout, reply, shim.jsonable)
         finally:
             gc.enable()
 
