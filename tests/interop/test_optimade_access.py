@@ -110,6 +110,8 @@ def test_private_structures_are_invisible_to_anonymous_and_unrelated_users(hubs:
         assert hubs.get(who, "/structures/opt_hidden_1").status_code == 404
         assert ids(hubs.get(who, "/references")) == {"opt_open"}
         assert hubs.get(who, "/references/opt_hidden").status_code == 404
+        included = listing.json()["included"]
+        assert [(r["type"], r["id"]) for r in included] == [("references", "opt_open")]
 
 
 def test_the_group_and_the_owner_see_the_private_structures(hubs: Hubs) -> None:
@@ -119,6 +121,14 @@ def test_the_group_and_the_owner_see_the_private_structures(hubs: Hubs) -> None:
         assert ammonia["chemical_formula_hill"] == "H3N"
         assert ammonia["species_at_sites"] == ["N", "H", "H", "H"]
         assert ids(hubs.get(who, "/references")) == {"opt_open", "opt_hidden"}
+        one = hubs.get(who, "/structures/opt_hidden_1").json()
+        assert [r["id"] for r in one["included"]] == ["opt_hidden"]
+        cited = one["included"][0]["attributes"]
+        assert cited["authors"] == [
+            {"name": "Ada Lovelace", "firstname": "Ada", "lastname": "Lovelace"}
+        ]
+        assert cited["url"].startswith("http") and cited["year"].isdigit()
+        assert "included" not in hubs.get(who, "/structures", include="").json()
 
 
 def test_a_crystal_and_a_molecule_from_cif_and_xyz(hubs: Hubs) -> None:
@@ -151,6 +161,7 @@ def test_errors_come_in_optimade_format(hubs: Hubs) -> None:
     assert "10000" in error(hubs.get(None, "/structures", page_offset=20000), 400)
     assert "cannot sort" in error(hubs.get(None, "/structures", sort="species"), 400)
     assert "json" in error(hubs.get(None, "/structures", response_format="xml"), 400)
+    assert "references" in error(hubs.get(None, "/structures", include="calculations"), 400)
     assert error(hubs.get(None, "/structures/nothing_here"), 404)
     assert error(hubs.http.get("/optimade/v2/info"), 553)
     assert error(hubs.http.get("/optimade/v1/versions"), 404)

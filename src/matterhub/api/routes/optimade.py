@@ -127,6 +127,16 @@ def _common(request: Request) -> frozenset[str] | None:
     return frozenset(n for n in names if n not in ("id", "type"))
 
 
+def _include(request: Request) -> frozenset[str]:
+    raw = request.query_params.get("include")
+    if raw is None:
+        return frozenset({"references"})  # OPTIMADE's default
+    names = frozenset(n.strip() for n in raw.split(",") if n.strip())
+    if not names <= {"references"}:
+        raise _Refused(400, "include may name only references")
+    return names
+
+
 def _query(request: Request) -> EntryQuery:
     limit = _int(request, "page_limit", 20)
     if limit > MAX_PAGE_LIMIT:
@@ -141,6 +151,7 @@ def _query(request: Request) -> EntryQuery:
         page_offset=offset,
         sort=request.query_params.get("sort") or "",
         response_fields=_common(request),
+        include=_include(request),
     )
 
 
@@ -208,16 +219,23 @@ def _listing(request: Request, services: Any, identity: Any, kind: str) -> Respo
         data_available=page.available,
         warnings=page.warnings,
     )
-    return _answer({"data": page.data, "links": links, "meta": meta})
+    body = {"data": page.data, "links": links, "meta": meta}
+    if page.included:
+        body["included"] = page.included
+    return _answer(body)
 
 
 def _single(request: Request, services: Any, identity: Any, kind: str, entry_id: str) -> Response:
     fields = _common(request)
-    entry, available = services.optimade.get(identity, kind, entry_id, fields)
+    found = services.optimade.get(identity, kind, entry_id, fields, _include(request))
+    entry, available, included = found
     if entry is None:
         raise _Refused(404, f"no {kind} entry {entry_id[:100]!r}")
     meta = _meta(request, data_returned=1, data_available=available)
-    return _answer({"data": entry, "meta": meta})
+    body = {"data": entry, "meta": meta}
+    if included:
+        body["included"] = included
+    return _answer(body)
 
 
 def _add(path: str, endpoint: Callable[..., Response], summary: str) -> None:

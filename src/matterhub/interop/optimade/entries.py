@@ -151,7 +151,10 @@ def reference_entry(document: Mapping[str, Any], fields: set[str] | None) -> dic
     titles = [t.get("title") for t in dc.get("titles") or [] if isinstance(t, dict)]
     found = dc.get("identifier")
     identifier: dict[str, Any] = found if isinstance(found, dict) else {}
-    doi = identifier.get("identifier") if identifier.get("identifierType") == "DOI" else None
+    kind, value = identifier.get("identifierType"), identifier.get("identifier")
+    doi = value if kind == "DOI" and isinstance(value, str) else None
+    url = f"https://doi.org/{doi}" if doi else value if kind == "URL" else None
+    year = dc.get("publicationYear")
     attributes: dict[str, Any] = {
         "immutable_id": mdf.get("source_id"),
         "last_modified": mdf.get("ingest_date"),
@@ -159,7 +162,8 @@ def reference_entry(document: Mapping[str, Any], fields: set[str] | None) -> dic
         "authors": [a for a in map(_author, dc.get("creators") or []) if a] or None,
         "publisher": dc.get("publisher") if isinstance(dc.get("publisher"), str) else None,
         "doi": doi,
-        "url": f"https://doi.org/{doi}" if doi else None,
+        "url": url if isinstance(url, str) else None,
+        "year": str(year) if isinstance(year, int | str) else None,
         f"_{PREFIX}_source_id": mdf.get("source_id"),
     }
     if fields is not None:

@@ -121,5 +121,6 @@ REFERENCE_FIELDS: dict[str, Field] = {
     "publisher": Field("string", "Who published the dataset.", "dc.publisher"),
     "url": Field("string", "The version's landing page (its identifier when it has one)."),
     "doi": Field("string", "The version's DOI, when it has one."),
+    "year": Field("string", "The dataset's publication year."),
     f"_{PREFIX}_source_id": Field("string", "The indexed version.", "mdf.source_id"),
 }

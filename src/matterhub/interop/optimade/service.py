@@ -60,6 +60,7 @@ class EntryQuery:
     page_offset: int = 0
     sort: str = ""
     response_fields: frozenset[str] | None = None
+    include: frozenset[str] = frozenset({"references"})
 
 
 @dataclass(slots=True)
@@ -71,6 +72,7 @@ class EntryPage:
     available: int
     more: bool
     warnings: list[str] = field(default_factory=list)
+    included: list[dict[str, Any]] = field(default_factory=list)
 
 
 class OptimadeService:
@@ -119,26 +121,58 @@ class OptimadeService:
         documents = [json.loads(hit.source) for hit in page.hits]
         data = self._entries(identity, kind, documents, query.response_fields)
         more = query.page_offset + len(page.hits) < page.total
-        return EntryPage(data, page.total, available, more, warnings)
+        included = self._included(identity, kind, documents, query.include)
+        return EntryPage(data, page.total, available, more, warnings, included)
 
     def get(
-        self, identity: Identity, kind: str, entry_id: str, fields: frozenset[str] | None
-    ) -> tuple[dict[str, Any] | None, int]:
-        """(the entry with this id, or None when the caller cannot see it; entries available)."""
+        self,
+        identity: Identity,
+        kind: str,
+        entry_id: str,
+        fields: frozenset[str] | None,
+        include: frozenset[str] = frozenset({"references"}),
+    ) -> tuple[dict[str, Any] | None, int, list[dict[str, Any]]]:
+        """(the entry with this id or None when the caller cannot see it, the entries available,
+        the included references)."""
         base = _BASE[kind]
         tree = qt.Bool(
             ((qt.Occur.MUST, base), (qt.Occur.MUST, qt.Range(_ID_PATH[kind], entry_id, entry_id)))
         )
         available = self._search.search_tree(identity, self._index, base, limit=0).total
         if not entry_id or any(c in entry_id for c in ' "[]{}()\\'):
-            return None, available
+            return None, available, []
         page = self._search.search_tree(identity, self._index, tree, limit=1)
         if not page.hits:
-            return None, available
+            return None, available, []
         document = json.loads(page.hits[0].source)
-        return self._entries(identity, kind, [document], fields)[0], available
+        entry = self._entries(identity, kind, [document], fields)[0]
+        return entry, available, self._included(identity, kind, [document], include)
 
     # helpers ---------------------------------------------------------------------------------
+
+    def _included(
+        self,
+        identity: Identity,
+        kind: str,
+        documents: list[dict[str, Any]],
+        include: frozenset[str],
+    ) -> list[dict[str, Any]]:
+        """The references of a page's structures (JSON:API `included`), as the caller sees them."""
+        if kind != "structures" or "references" not in include:
+            return []
+        names = sorted(
+            {
+                name
+                for d in documents
+                if isinstance(name := (d.get("mdf") or {}).get("source_name"), str)
+            }
+        )
+        if not names:
+            return []
+        wanted = qt.Bool(tuple((qt.Occur.SHOULD, qt.Range("mdf.source_name", n, n)) for n in names))
+        tree = qt.Bool(((qt.Occur.MUST, _BASE["references"]), (qt.Occur.MUST, wanted)))
+        page = self._search.search_tree(identity, self._index, tree, limit=len(names))
+        return [reference_entry(json.loads(hit.source), None) for hit in page.hits]
 
     @staticmethod
     def _sort(fields: dict[str, Field], text: str) -> list[GSort]:
