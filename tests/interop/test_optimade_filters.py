@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from matterhub.core.optimade import (
     anonymous_formula,
@@ -19,6 +21,11 @@ from matterhub.interop.optimade.filters import NOTHING, FilterError, FilterLimit
 from matterhub.search import tree as qt
 
 MUST, SHOULD, MUST_NOT = qt.Occur.MUST, qt.Occur.SHOULD, qt.Occur.MUST_NOT
+# Filter-like text: properties, operators, values and parentheses in any order.
+_FILTERISH = (
+    r"((NOT |\(|\)| AND | OR |nsites|elements|_x_y|id|HAS |ALL |ONLY |LENGTH |IS KNOWN"
+    r'|[<>=!]{1,2}|-?[0-9]{1,30}(\.[0-9]+)?|"[A-Za-z ]{0,5}"|,| ){0,30})'
+)
 
 
 def tree(text: str, limits: FilterLimits | None = None) -> qt.Node:
@@ -236,3 +243,18 @@ def test_sites_from_extended_and_plain_xyz() -> None:
     assert sites_file(record) == ".derived/a.cif/a.cif.extxyz"
     assert sites_file({"files": [{"path": "mol/H2O.xyz"}]}) == "mol/H2O.xyz"
     assert sites_file({"files": [{"path": "table.csv"}]}) is None
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(text=st.text(max_size=120) | st.from_regex(_FILTERISH, fullmatch=True))
+def test_any_text_is_a_tree_or_a_refusal(text: str) -> None:
+    outcome: object
+    try:
+        outcome, _warnings = parse_filter(text, STRUCTURE_FIELDS, prefix=PREFIX)
+    except FilterError as error:
+        outcome = error
+    if isinstance(outcome, FilterError):
+        assert outcome.status in (400, 501) and outcome.detail
+    else:
+        nodes = qt.Bool | qt.Range | qt.Exists | qt.MatchAll | qt.Wildcard | qt.Phrase
+        assert isinstance(outcome, nodes)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from matterhub import __version__
@@ -165,6 +165,19 @@ def _next_link(request: Request, query: EntryQuery) -> str:
 _PAGING = ("page_offset", "page_limit", "page_number")
 
 
+FilterParam = Annotated[
+    str | None, Query(alias="filter", description="An OPTIMADE filter, e.g. `nelements=2`")
+]
+PageLimitParam = Annotated[
+    str | None, Query(description=f"Entries per page (default 20, at most {MAX_PAGE_LIMIT})")
+]
+PageOffsetParam = Annotated[str | None, Query(description="Entries to skip")]
+PageNumberParam = Annotated[str | None, Query(description="1-based page number")]
+SortParam = Annotated[str | None, Query(description="e.g. `-nsites,nelements`")]
+FieldsParam = Annotated[str | None, Query(description="Comma-separated properties to return")]
+FormatParam = Annotated[str | None, Query(description="Only `json`")]
+IncludeParam = Annotated[str | None, Query(description="`references` (the default) or empty")]
+
 # handlers ------------------------------------------------------------------------------------
 
 
@@ -242,6 +255,41 @@ def _add(path: str, endpoint: Callable[..., Response], summary: str) -> None:
     router.add_api_route(path, endpoint, methods=["GET"], summary=summary)
 
 
+def _entry_routes(kind: str) -> tuple[Callable[..., Response], Callable[..., Response]]:
+    """The listing and single-entry endpoints of one entry type (`kind` bound here, so it is
+    no parameter of the request)."""
+
+    def listing(
+        request: Request,
+        identity: CurrentIdentity,
+        services: ServicesDep,
+        filter_: FilterParam = None,
+        page_limit: PageLimitParam = None,
+        page_offset: PageOffsetParam = None,
+        page_number: PageNumberParam = None,
+        sort: SortParam = None,
+        response_fields: FieldsParam = None,
+        response_format: FormatParam = None,
+        include: IncludeParam = None,
+    ) -> Response:
+        # The parameters are declared for the API document; they are read, and refused in
+        # OPTIMADE's error format, from the request itself.
+        return _guarded(request, lambda: _listing(request, services, identity, kind))
+
+    def single(
+        request: Request,
+        entry_id: str,
+        identity: CurrentIdentity,
+        services: ServicesDep,
+        response_fields: FieldsParam = None,
+        response_format: FormatParam = None,
+        include: IncludeParam = None,
+    ) -> Response:
+        return _guarded(request, lambda: _single(request, services, identity, kind, entry_id))
+
+    return listing, single
+
+
 def _register(prefix: str) -> None:
     label = "versioned" if prefix.endswith("/v1") else "unversioned"
 
@@ -263,21 +311,7 @@ def _register(prefix: str) -> None:
     _add(f"{prefix}/info", info, f"OPTIMADE: the base info ({label})")
     _add(f"{prefix}/links", links, f"OPTIMADE: links to other databases ({label})")
     for kind in ENTRY_TYPES:
-
-        def listing(
-            request: Request, identity: CurrentIdentity, services: ServicesDep, kind: str = kind
-        ) -> Response:
-            return _guarded(request, lambda: _listing(request, services, identity, kind))
-
-        def single(
-            request: Request,
-            entry_id: str,
-            identity: CurrentIdentity,
-            services: ServicesDep,
-            kind: str = kind,
-        ) -> Response:
-            return _guarded(request, lambda: _single(request, services, identity, kind, entry_id))
-
+        listing, single = _entry_routes(kind)
         _add(f"{prefix}/info/{kind}", entry_info, f"OPTIMADE: properties of {kind} ({label})")
         _add(f"{prefix}/{kind}", listing, f"OPTIMADE: {kind}, filtered and paged ({label})")
         _add(f"{prefix}/{kind}/{{entry_id}}", single, f"OPTIMADE: one of the {kind} ({label})")

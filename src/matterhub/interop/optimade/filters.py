@@ -415,5 +415,6 @@ def parse_filter(
     except VisitError as exc:
         if isinstance(exc.orig_exc, FilterError):
             raise exc.orig_exc from None
-        raise
+        # A value the grammar allows but Python cannot hold (an integer past its digit limit).
+        raise FilterError(f"the filter has a value that cannot be used: {exc.orig_exc}") from None
     return node, transformer.warnings
