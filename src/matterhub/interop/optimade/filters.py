@@ -382,18 +382,18 @@ def _fuzzy(path: str, op: str, value: str) -> qt.Node:
     raise FilterError(f"{op} is supported with a single word, not {value!r}", status=501)
 
 
-_PARSER: Any = None
-_PARSER_LOCK = threading.Lock()
+# One parser per thread: the grammar compiles once per thread (~0.1 s) and parses never share
+# state across the server's worker threads.
+_LOCAL = threading.local()
 
 
 def _parser() -> Any:
-    global _PARSER
-    with _PARSER_LOCK:
-        if _PARSER is None:
-            from optimade.filterparser import LarkParser  # type: ignore[import-untyped]
+    parser = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        from optimade.filterparser import LarkParser  # type: ignore[import-untyped]
 
-            _PARSER = LarkParser(version=(1, 2, 0))
-        return _PARSER
+        parser = _LOCAL.parser = LarkParser(version=(1, 2, 0))
+    return parser
 
 
 def parse_filter(
