@@ -18,6 +18,17 @@ WATER = "3\n\nO 0.0 0.0 0.119\nH 0.0 0.763 -0.477\nH 0.0 -0.763 -0.477\n"
 AMMONIA = (
     "4\n\nN 0.0 0.0 0.116\nH 0.0 0.939 -0.271\nH 0.813 -0.470 -0.271\nH -0.813 -0.470 -0.271\n"
 )
+SILICON = """Si
+1.0
+0.0 2.715 2.715
+2.715 0.0 2.715
+2.715 2.715 0.0
+Si
+2
+Direct
+0.0 0.0 0.0
+0.25 0.25 0.25
+"""
 SALT = """data_NaCl
 _cell_length_a 5.64
 _cell_length_b 5.64
@@ -59,7 +70,7 @@ def hubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hubs]:
     root = tmp_path_factory.mktemp("optimade-access")
     incoming = root / "incoming"
     for name, files in {
-        "open": {"water.xyz": WATER, "salt.cif": SALT},
+        "open": {"water.xyz": WATER, "salt.cif": SALT, "POSCAR": SILICON},
         "hidden": {"ammonia.xyz": AMMONIA},
     }.items():
         (incoming / name).mkdir(parents=True)
@@ -91,6 +102,9 @@ def hubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hubs]:
             served.close()
 
 
+OPEN = {"opt_open_1", "opt_open_2", "opt_open_3"}  # NaCl (CIF), Si (POSCAR), water (XYZ)
+
+
 def ids(response: httpx.Response) -> set[str]:
     assert response.status_code == 200, response.text
     return {entry["id"] for entry in response.json()["data"]}
@@ -99,9 +113,9 @@ def ids(response: httpx.Response) -> set[str]:
 def test_private_structures_are_invisible_to_anonymous_and_unrelated_users(hubs: Hubs) -> None:
     for who in (None, "carol", "dave"):
         listing = hubs.get(who, "/structures")
-        assert ids(listing) == {"opt_open_1", "opt_open_2"}, who
+        assert ids(listing) == OPEN, who
         meta = listing.json()["meta"]
-        assert meta["data_returned"] == meta["data_available"] == 2
+        assert meta["data_returned"] == meta["data_available"] == 3
         assert "ammonia" not in listing.text and "opt_hidden" not in listing.text
         # Not by filter, not by id, not by count, not as a reference.
         assert ids(hubs.get(who, "/structures", filter='elements HAS "N"')) == set()
@@ -116,7 +130,7 @@ def test_private_structures_are_invisible_to_anonymous_and_unrelated_users(hubs:
 
 def test_the_group_and_the_owner_see_the_private_structures(hubs: Hubs) -> None:
     for who in ("bob", "alice"):  # bob is in group lab, alice submitted
-        assert ids(hubs.get(who, "/structures")) == {"opt_open_1", "opt_open_2", "opt_hidden_1"}
+        assert ids(hubs.get(who, "/structures")) == {*OPEN, "opt_hidden_1"}
         ammonia = hubs.get(who, "/structures/opt_hidden_1").json()["data"]["attributes"]
         assert ammonia["chemical_formula_hill"] == "H3N"
         assert ammonia["species_at_sites"] == ["N", "H", "H", "H"]
@@ -131,16 +145,29 @@ def test_the_group_and_the_owner_see_the_private_structures(hubs: Hubs) -> None:
         assert "included" not in hubs.get(who, "/structures", include="").json()
 
 
-def test_a_crystal_and_a_molecule_from_cif_and_xyz(hubs: Hubs) -> None:
+def test_crystals_and_a_molecule_from_cif_poscar_and_xyz(hubs: Hubs) -> None:
     salt = hubs.get(None, "/structures", filter='chemical_formula_reduced="ClNa"').json()["data"]
     assert len(salt) == 1
     attributes = salt[0]["attributes"]
     assert attributes["nperiodic_dimensions"] == 3 and attributes["nsites"] == 2
     assert attributes["lattice_vectors"][0][0] == pytest.approx(5.64, abs=1e-4)
     assert sorted(attributes["species_at_sites"]) == ["Cl", "Na"]
-    water = hubs.get(None, "/structures/opt_open_2", response_fields="nsites,species").json()
-    assert set(water["data"]["attributes"]) == {"nsites", "species"}
-    assert water["data"]["attributes"]["nsites"] == 3
+    silicon = hubs.get(None, "/structures", filter='elements HAS ONLY "Si"').json()["data"]
+    assert len(silicon) == 1
+    attributes = silicon[0]["attributes"]
+    assert attributes["lattice_vectors"] == [
+        pytest.approx([0.0, 2.715, 2.715]),
+        pytest.approx([2.715, 0.0, 2.715]),
+        pytest.approx([2.715, 2.715, 0.0]),
+    ]
+    assert attributes["cartesian_site_positions"][1] == pytest.approx([1.3575] * 3)
+    assert attributes["space_group_it_number"] == 227 and attributes["nsites"] == 2
+    water = hubs.get(None, "/structures", filter='chemical_formula_anonymous="A2B"').json()
+    water_id = water["data"][0]["id"]
+    one = hubs.get(None, f"/structures/{water_id}", response_fields="nsites,species").json()
+    assert set(one["data"]["attributes"]) == {"nsites", "species"}
+    assert one["data"]["attributes"]["nsites"] == 3
+    assert [s["name"] for s in one["data"]["attributes"]["species"]] == ["H", "O"]
 
 
 def error(response: httpx.Response, status: int) -> str:
@@ -178,5 +205,5 @@ def test_pages_link_to_the_next(hubs: Hubs) -> None:
     assert following.params["page_offset"] == "2" and following.params["sort"] == "-nsites"
     headers = {"Authorization": f"Bearer {hubs.hub.tokens['alice']}"}
     last = hubs.http.get(following.path, params=following.params, headers=headers).json()
-    assert [e["id"] for e in last["data"]] == ["opt_open_1"]
+    assert [e["attributes"]["nsites"] for e in last["data"]] == [2, 2]  # NaCl and Si
     assert last["meta"]["more_data_available"] is False and last["links"]["next"] is None
