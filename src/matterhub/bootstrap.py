@@ -36,6 +36,7 @@ from matterhub.hub.runtime.autoscale import Autoscaler, ScalingDefaults
 from matterhub.hub.runtime.scaling import ScalingService
 from matterhub.hub.sources import SourceFetcher
 from matterhub.hub.tasks import TaskService
+from matterhub.interop.optimade import FilterLimits, OptimadeService
 from matterhub.jobs import JobQueue
 from matterhub.netguard import NetGuard
 from matterhub.publish import DatasetService, load_pid_provider
@@ -71,6 +72,7 @@ class Services:
     sessions: SessionService = field(repr=False)
     access: AccessRequests = field(repr=False)
     scaling: ScalingService = field(repr=False)
+    optimade: OptimadeService = field(repr=False)
     sandbox: Sandbox = field(repr=False, default_factory=Sandbox)
 
     def start(self) -> None:
@@ -215,6 +217,12 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
             base_url=settings.base_url,
         ),
         scaling=ScalingService(catalog, policy, runs),
+        optimade=OptimadeService(
+            search,
+            datasets,
+            blobs,
+            limits=FilterLimits(max_depth=limits.max_depth),
+        ),
         sandbox=sandbox,
     )
 

@@ -29,6 +29,7 @@ from matterhub.api import create_app
 from matterhub.bootstrap import Services, build_services
 from matterhub.core.connect import SubmissionRequest
 from matterhub.core.identity import SYSTEM_IDENTITY
+from matterhub.interop.optimade import EntryQuery
 from matterhub.settings import Settings
 from tests.client.conftest import BASE, transport_for
 from tests.hub.conftest import function_servable
@@ -48,6 +49,7 @@ AUDIENCE = {
     ENTRY: {"owner", "admin"},
 }
 REFUSED = {401, 403, 404}
+WATER_XYZ = "3\n\nO 0.0 0.0 0.119\nH 0.0 0.763 -0.477\nH 0.0 -0.763 -0.477\n"
 
 # (method, path) → {object: expectation}; objects: "-" (none), "pub", "priv".
 EXPECT: dict[tuple[str, str], dict[str, str]] = {
@@ -171,6 +173,26 @@ EXPECT: dict[tuple[str, str], dict[str, str]] = {
     ("PUT", "/api/servables/{owner}/{name}/scaling"): {"pub": "nnnyny", "priv": "nnnyny"},
     ("GET", "/schemas/"): {"-": "yyyyyy"},
     ("GET", "/schemas/{name}"): {"-": "yyyyyy"},
+    # OPTIMADE (docs/interop.md): listings are filtered; one structure or reference is seen
+    # by whoever sees its dataset (pub/priv: a structure file in each Connect dataset).
+    ("GET", "/optimade/v1/info"): {"-": "yyyyyy"},
+    ("GET", "/optimade/v1/links"): {"-": "yyyyyy"},
+    ("GET", "/optimade/v1/info/structures"): {"-": "yyyyyy"},
+    ("GET", "/optimade/v1/info/references"): {"-": "yyyyyy"},
+    ("GET", "/optimade/v1/structures"): {"-": "yyyyyy"},
+    ("GET", "/optimade/v1/references"): {"-": "yyyyyy"},
+    ("GET", "/optimade/v1/structures/{entry_id}"): {"pub": "yyyyyy", "priv": "nnyyny"},
+    ("GET", "/optimade/v1/references/{entry_id}"): {"pub": "yyyyyy", "priv": "nnyyny"},
+    ("GET", "/optimade/info"): {"-": "yyyyyy"},
+    ("GET", "/optimade/links"): {"-": "yyyyyy"},
+    ("GET", "/optimade/info/structures"): {"-": "yyyyyy"},
+    ("GET", "/optimade/info/references"): {"-": "yyyyyy"},
+    ("GET", "/optimade/structures"): {"-": "yyyyyy"},
+    ("GET", "/optimade/references"): {"-": "yyyyyy"},
+    ("GET", "/optimade/structures/{entry_id}"): {"pub": "yyyyyy", "priv": "nnyyny"},
+    ("GET", "/optimade/references/{entry_id}"): {"pub": "yyyyyy", "priv": "nnyyny"},
+    ("GET", "/optimade/versions"): {"-": "yyyyyy"},
+    ("GET", "/optimade/{version}/{rest}"): {"-": "nnnnnn"},
 }
 # Routes that change what later rows see run last, in this order.
 LAST = [
@@ -208,6 +230,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for name, text in (("pub", "open notes\n"), ("priv", f"{PRIV} notes\n"), ("cur", f"{CUR}\n")):
         (incoming / name).mkdir(parents=True)
         (incoming / name / "notes.txt").write_text(text)
+    # A molecule in each dataset, for the OPTIMADE rows (the private one's name is the marker).
+    (incoming / "pub" / "water.xyz").write_text(WATER_XYZ)
+    (incoming / "priv" / f"{PRIV}.xyz").write_text(WATER_XYZ)
     settings = Settings(data_dir=root / "hub", connect_allowed_roots=[incoming])
     services = build_services(settings)
     services.accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -293,6 +318,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         k: services.datasets.get(SYSTEM_IDENTITY, sid).pid or ""
         for k, sid in (("pub", pub), ("priv", priv))
     }
+    structure = {
+        k: services.optimade.search(
+            SYSTEM_IDENTITY, "structures", EntryQuery(filter=f'_matterhub_source_name="matrix_{k}"')
+        ).data[0]["id"]
+        for k in ("pub", "priv")
+    }
     objects = {
         "pub": {
             "sid": pub,
@@ -300,6 +331,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "source_id": pub,
             "path": "notes.txt",
             "pid": pid["pub"],
+            "entry_id": structure["pub"],
             "owner": "olivia",
             "name": "matrix-pub",
             "build_id": builds["pub"],
@@ -314,6 +346,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "source_id": cur,
             "path": "notes.txt",
             "pid": pid["priv"],
+            "entry_id": structure["priv"],
             "owner": "olivia",
             "name": "matrix-priv",
             "build_id": builds["priv"],
@@ -330,6 +363,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "token_id": throwaway.id,
             "name": "record",
             "incoming": str(incoming / "pub"),
+            "version": "v1",
+            "rest": "nothing-here",
         },
     }
     yield World(services, http, tokens, objects, itertools.count())
@@ -356,6 +391,8 @@ def _fill(path: str, obj: dict[str, str], world: World) -> str:
         values["task_id"] = "00000000-0000-0000-0000-000000000000"
     if "/uploads/" in path:
         values["upload_id"] = "00000000000000000000000000000000"
+    if path.startswith("/optimade") and "/references/" in path:
+        values["entry_id"] = obj.get("source_name", "")
     if path.startswith("/api/access-requests/"):
         values["request_id"] = "00000000-0000-0000-0000-000000000000"
     return re.sub(r"\{(\w+)(:path)?\}", lambda m: values[m.group(1)], path)

@@ -16,6 +16,7 @@ from matterhub.api.routes import (
     connect,
     globus,
     health,
+    optimade,
     schemas,
     servable_citations,
 )
@@ -77,5 +78,6 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(scaling_routes.router)
     app.include_router(servable_citations.router)
     app.include_router(schemas.router)
+    app.include_router(optimade.router)
     app.include_router(pages.router)
     return app

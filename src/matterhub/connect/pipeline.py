@@ -29,6 +29,7 @@ from matterhub.core.connect import SubmissionRequest, merge_blocks
 from matterhub.core.datasets import parse_source_id
 from matterhub.core.errors import InvalidInput, MatterHubError, StorageError
 from matterhub.core.identity import PUBLIC, SYSTEM_IDENTITY
+from matterhub.core.optimade import INDEX_KEY, structure_properties
 from matterhub.core.schemas import schema, validation_errors
 from matterhub.jobs import Job
 
@@ -305,12 +306,13 @@ class ConnectPipeline(ConnectBase):
             SYSTEM_IDENTITY, index, {"q": f'mdf.source_name:"{name}"', "advanced": True}
         )
         self._search.wait(task.task_id)
+        now = datetime.now(UTC)
         mdf = {
             "source_name": name,
             "source_id": source_id,
             "scroll_id": 0,
             "resource_type": "dataset",
-            "ingest_date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "ingest_date": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "acl": dataset_acl,
             "version": major,
         }
@@ -328,6 +330,15 @@ class ConnectPipeline(ConnectBase):
         for record in self._datasets.iter_records(SYSTEM_IDENTITY, source_id):
             record = _pointed_at(record, source_id, self._base_url)
             subject = f"{source_id}.{record['mdf']['scroll_id']}"
+            # Structures get OPTIMADE's properties, so its filters run in the search query.
+            optimade = structure_properties(
+                record,
+                id=f"{name}_{record['mdf']['scroll_id']}",
+                immutable_id=subject,
+                last_modified=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
+            if optimade is not None:
+                record = {**record, INDEX_KEY: optimade}
             batch.append({"subject": subject, "visible_to": acl, "content": record})
             if len(batch) == _INGEST_BATCH:
                 self._ingest(index, batch)

@@ -13,7 +13,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,11 @@ from matterhub.core.accounts import check_name
 from matterhub.core.errors import BadRequest, Conflict, NotFound, PermissionDenied
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 from matterhub.core.policy import Policy
-from matterhub.core.search import MAX_RESULTS, GScrollRequest, GSearchRequest, GTask
+from matterhub.core.search import MAX_RESULTS, GScrollRequest, GSearchRequest, GSort, GTask
 from matterhub.search.backend import Hit, Page, SearchBackend, SearchSpec
 from matterhub.search.documents import Prepared
 from matterhub.search.parser import QueryLimits, query_tree
-from matterhub.search.tree import Exists, MatchAll
+from matterhub.search.tree import Exists, MatchAll, Node
 from matterhub.search.writer import IngestWorker
 
 __all__ = ["DEFAULT_INDEXES", "IndexInfo", "SearchService"]
@@ -259,6 +259,30 @@ class SearchService:
             sort=request.sort,
             limit=request.limit,
             offset=request.offset,
+        )
+        return self.backend(index.id).search(spec)
+
+    def search_tree(
+        self,
+        identity: Identity,
+        ref: str,
+        tree: Node,
+        *,
+        sort: Sequence[GSort] = (),
+        limit: int = 10,
+        offset: int = 0,
+    ) -> Page:
+        """Run a query tree built by another query language (OPTIMADE's filters), with the same
+        visibility and paging bounds as `search`."""
+        if limit < 0 or offset < 0 or offset + limit > MAX_RESULTS:
+            raise BadRequest(f"offset + limit may not exceed {MAX_RESULTS}", field="limit")
+        index = self._resolve(ref)
+        spec = SearchSpec(
+            tree=tree,
+            principals=self._principals(identity, False),
+            sort=sort,
+            limit=limit,
+            offset=offset,
         )
         return self.backend(index.id).search(spec)
 
