@@ -142,10 +142,10 @@ def search(
         mdf = r.get("mdf", {})
         rid = mdf.get("source_id", "") + (f".{mdf['scroll_id']}" if mdf.get("scroll_id") else "")
         titles = r.get("dc", {}).get("titles") or [{}]
+        # Datasets have `dc.titles`; records `mdf.title` (a formula and/or file name).
+        title = titles[0].get("title") or mdf.get("title") or ""
         elements_ = r.get("material", {}).get("elements") or []
-        table.add_row(
-            rid, str(titles[0].get("title", "")), mdf.get("resource_type", ""), " ".join(elements_)
-        )
+        table.add_row(rid, str(title), mdf.get("resource_type", ""), " ".join(elements_))
     out.print(table)
     for name, buckets in counts.items():
         ft = Table(title=f"facet {name}")
