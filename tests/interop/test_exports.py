@@ -103,6 +103,10 @@ def test_the_zip_and_tar_carry_the_same_ro_crate(hub: ExportsHub, tmp_path: Path
         flat = tmp_path / f"{sid}.zip"
         flat.write_bytes(_get(hub, f"/api/datasets/{sid}/archive.zip?root=false").content)
         assert ROCrate(flat).root_dataset["name"] == crate.root_dataset["name"]
+        # For another hub collecting the files: the files alone, no crate.
+        bare = _get(hub, f"/api/datasets/{sid}/archive.zip?root=false&ro_crate=false")
+        with zipfile.ZipFile(io.BytesIO(bare.content)) as zf:
+            assert sorted(zf.namelist()) == sorted(manifest)
         tar = _get(hub, f"/api/datasets/{sid}/archive.tar")
         with tarfile.open(fileobj=io.BytesIO(tar.content)) as tf:
             member = tf.extractfile(f"{sid}/ro-crate-metadata.json")

@@ -362,7 +362,7 @@ class ConnectPipeline(ConnectBase):
         event = Dispatch(
             source_id=source_id,
             dataset=document,
-            archive_url=f"{self._base_url}/api/datasets/{source_id}/archive.zip?root=false",
+            archive_url=f"{self._base_url}/api/datasets/{source_id}/archive.zip?root=false&ro_crate=false",
             landing_url=landing,
         )
         done, failed = [], []
