@@ -58,6 +58,18 @@ def test_forge_match_years_finds_the_datasets(forge: Any, hub: ExportsHub) -> No
     assert _datasets(results) == public
     assert all(r["dc"]["publicationYear"] == str(YEAR) for r in results)
     assert forge.show_fields("dc")["dc.publicationYear"] == "long"
+    # The web's year facet and its filter (a string value) agree with the numeric field.
+    body = {
+        "q": "*",
+        "advanced": True,
+        "filters": [
+            {"type": "match_any", "field_name": "dc.publicationYear", "values": [str(YEAR)]}
+        ],
+        "facets": [{"name": "year", "field_name": "dc.publicationYear", "type": "terms"}],
+    }
+    found = httpx.post(f"{hub.base}/v1/index/mdf/search", json=body).json()
+    assert found["total"] == len(public)
+    assert found["facet_results"][0]["buckets"] == [{"value": YEAR, "count": len(public)}]
 
 
 def test_reindex_keeps_years_numeric_and_titles_records(forge: Any, hub: ExportsHub) -> None:
