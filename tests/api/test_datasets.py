@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import json
 import zipfile
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -202,7 +203,11 @@ async def test_manifest_zip_and_tar(api: httpx.AsyncClient, alice: dict[str, str
     r = await api.get(f"/api/datasets/{sid}/archive.zip")
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
-        assert {n: zf.read(n) for n in zf.namelist()} == {f"{sid}/{p}": d for p, d in files.items()}
+        members = {n: zf.read(n) for n in zf.namelist()}
+    # A published version's archive also carries its RO-Crate metadata (docs/interop.md).
+    crate = json.loads(members.pop(f"{sid}/ro-crate-metadata.json"))
+    assert crate == (await api.get(f"/api/datasets/{sid}/ro-crate-metadata.json")).json()
+    assert members == {f"{sid}/{p}": d for p, d in files.items()}
     r = await api.get(f"/api/datasets/{sid}/archive.tar")
     assert r.status_code == 200 and len(r.content) > 2_500_000
 

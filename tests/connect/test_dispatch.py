@@ -77,7 +77,9 @@ def test_signed_webhook_after_publishing(
     assert headers["X-MatterHub-Signature"] == expected
     event = json.loads(body)
     assert event["event"] == "dataset.published" and event["source_id"] == sid
-    assert event["archive_url"].endswith(f"/api/datasets/{sid}/archive.zip?root=false")
+    assert event["archive_url"].endswith(
+        f"/api/datasets/{sid}/archive.zip?root=false&ro_crate=false"
+    )
 
 
 def test_a_failing_webhook_never_unpublishes(hub: Services, data_root: Path) -> None:

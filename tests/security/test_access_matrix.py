@@ -97,6 +97,10 @@ EXPECT: dict[tuple[str, str], dict[str, str]] = {
     ("DELETE", "/api/datasets/{sid}/files/{path}"): {"pub": "nnnyny", "priv": "nnnyny"},
     ("GET", "/api/datasets/{sid}/archive.zip"): {"pub": "yyyyyy", "priv": "nnyyny"},
     ("GET", "/api/datasets/{sid}/archive.tar"): {"pub": "yyyyyy", "priv": "nnyyny"},
+    # exports of a published version (interop/exports.py): whoever may read the version
+    ("GET", "/api/datasets/{sid}/ro-crate-metadata.json"): {"pub": "yyyyyy", "priv": "nnyyny"},
+    ("GET", "/api/datasets/{sid}/croissant.json"): {"pub": "yyyyyy", "priv": "nnyyny"},
+    ("GET", "/api/datasets/{sid}/schema.org.json"): {"pub": "yyyyyy", "priv": "nnyyny"},
     ("POST", "/api/datasets/{sid}/uploads"): {"pub": "nnnyny", "priv": "nnnyny"},
     ("GET", "/api/datasets/{sid}/uploads/{upload_id}"): {"pub": "nnnnnn", "priv": "nnnnnn"},
     ("PATCH", "/api/datasets/{sid}/uploads/{upload_id}"): {"pub": "nnnnnn", "priv": "nnnnnn"},

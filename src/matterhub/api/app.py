@@ -21,6 +21,7 @@ from matterhub.api.routes import (
     servable_citations,
 )
 from matterhub.api.routes import datasets as dataset_routes
+from matterhub.api.routes import exports as export_routes
 from matterhub.api.routes import pid as pid_routes
 from matterhub.api.routes import runs as run_routes
 from matterhub.api.routes import scaling as scaling_routes
@@ -70,6 +71,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(dataset_routes.router)
+    app.include_router(export_routes.router)
     app.include_router(pid_routes.router)
     app.include_router(globus.router)
     app.include_router(connect.router)

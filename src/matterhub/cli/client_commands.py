@@ -142,10 +142,10 @@ def search(
         mdf = r.get("mdf", {})
         rid = mdf.get("source_id", "") + (f".{mdf['scroll_id']}" if mdf.get("scroll_id") else "")
         titles = r.get("dc", {}).get("titles") or [{}]
+        # Datasets have `dc.titles`; records `mdf.title` (a formula and/or file name).
+        title = titles[0].get("title") or mdf.get("title") or ""
         elements_ = r.get("material", {}).get("elements") or []
-        table.add_row(
-            rid, str(titles[0].get("title", "")), mdf.get("resource_type", ""), " ".join(elements_)
-        )
+        table.add_row(rid, str(title), mdf.get("resource_type", ""), " ".join(elements_))
     out.print(table)
     for name, buckets in counts.items():
         ft = Table(title=f"facet {name}")
@@ -212,6 +212,29 @@ def cite(
 ) -> None:
     """Print a citation."""
     print(_client(profile).cite(source_id, format).rstrip("\n"))
+
+
+def export(
+    source_id: Annotated[str, typer.Argument(help="A published source_id (or dataset name).")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="ro-crate, croissant or schema.org.")
+    ] = "ro-crate",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (default: print).")
+    ] = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Print (or save) a version's RO-Crate metadata, Croissant or schema.org JSON-LD."""
+    client = _client(profile)
+    try:
+        text = json.dumps(client.dataset_export(source_id, format), indent=2, ensure_ascii=False)
+    finally:
+        client.close()
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        out.print(f"{format} of {source_id} written to {output}")
 
 
 def _manifest(path: Path) -> dict[str, Any]:
@@ -371,5 +394,5 @@ def curate(
 
 def register_client_commands(app: typer.Typer) -> None:
     """Add the user-side commands to the `matterhub` app."""
-    for fn in (login, search, show, download, cite, submit, status, curate):
+    for fn in (login, search, show, download, cite, export, submit, status, curate):
         app.command(fn.__name__)(_one_line_errors(fn))

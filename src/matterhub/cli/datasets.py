@@ -147,6 +147,23 @@ def cite(
     typer.echo(services.datasets.cite(identity, source_id, fmt)[1], nl=False)
 
 
+@dataset_app.command("export")
+def export(
+    ctx: typer.Context,
+    source_id: Annotated[str, typer.Argument(help="A published source_id or a source_name.")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="ro-crate, croissant or schema.org.")
+    ] = "ro-crate",
+    as_user: AsUser = None,
+) -> None:
+    """Print a published version's RO-Crate metadata, Croissant or schema.org JSON-LD."""
+    from matterhub.interop.exports import Exports, dumps_jsonld
+
+    services, identity = _context(ctx, as_user)
+    exports = Exports(services.datasets, services.blobs, base_url=services.settings.base_url)
+    typer.echo(dumps_jsonld(exports.export(identity, source_id, fmt)).decode(), nl=False)
+
+
 @dataset_app.command("download")
 def download(
     ctx: typer.Context,

@@ -7,7 +7,14 @@ from typing import Any
 
 from matterhub.client.base import HTTPCore
 
-__all__ = ["DatasetMethods"]
+__all__ = ["EXPORT_PATHS", "DatasetMethods"]
+
+EXPORT_PATHS = {
+    "ro-crate": "ro-crate-metadata.json",
+    "croissant": "croissant.json",
+    "schema.org": "schema.org.json",
+}
+"""Export format → the path after `/api/datasets/<source_id>/` that serves it."""
 
 
 class DatasetMethods(HTTPCore):
@@ -39,6 +46,17 @@ class DatasetMethods(HTTPCore):
             "GET", f"/api/datasets/{source_id}/cite", params={"format": format}
         )
         return response.text
+
+    def dataset_export(self, source_id: str, format: str = "ro-crate") -> dict[str, Any]:
+        """A published version's JSON-LD description: `ro-crate` (RO-Crate 1.1 metadata),
+        `croissant` (its tabular and array data) or `schema.org` (a `Dataset`)."""
+        try:
+            path = EXPORT_PATHS[format]
+        except KeyError:
+            known = ", ".join(EXPORT_PATHS)
+            raise ValueError(f"unknown export format {format!r}; use one of {known}") from None
+        result: dict[str, Any] = self._json("GET", f"/api/datasets/{source_id}/{path}")
+        return result
 
     def download(self, results_or_source_id: Any, dest: str | Path = ".", **kwargs: Any) -> Any:
         """Parallel, resumable, checksum-verified download (see `client.downloads.download`)."""

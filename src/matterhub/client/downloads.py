@@ -247,7 +247,8 @@ def _dedupe(tasks: list[FileTask]) -> list[FileTask]:
 def _via_archive(client: HTTPCore, sid: str, dest: Path, tasks: list[FileTask]) -> DownloadReport:
     dest.mkdir(parents=True, exist_ok=True)
     spool = dest / f".{sid}.zip.part"
-    route = f"/api/datasets/{sid}/archive.zip"
+    # The files of the manifest alone, as a file-by-file download gives (no RO-Crate).
+    route = f"/api/datasets/{sid}/archive.zip?ro_crate=false"
     with client._stream("GET", route) as response, spool.open("wb") as handle:
         for block in response.iter_bytes(_CHUNK):
             handle.write(block)

@@ -238,6 +238,10 @@ class Forge(SearchMethods, QueryBuilder):
             )
         return hits[0]["mdf"].get("version")
 
+    def dataset_export(self, source_id: str, format: str = "ro-crate") -> dict[str, Any]:
+        """A published version's `ro-crate`, `croissant` or `schema.org` JSON-LD."""
+        return self.client.dataset_export(source_id, format)
+
     # -- files -----------------------------------------------------------------------------
     def _records_for_http(self, results: Any) -> list[dict[str, Any]] | str:
         if isinstance(results, dict):

@@ -188,7 +188,8 @@ class ServableMethods(HTTPCore):
         only_latest: bool = True,
         limit: int = 10,
     ) -> list[dict[str, Any]]:
-        """Servables by author names `"Family, Given"` (DLHub's `search_by_authors`)."""
+        """Servables by author names in any form — `"Lovelace"`, `"Ada Lovelace"`,
+        `"Lovelace, Ada"` (DLHub's `search_by_authors`)."""
         names = [authors] if isinstance(authors, str) else list(authors)
         return self.search(
             None, author=names, match_all_authors=match_all, only_latest=only_latest, limit=limit

@@ -87,15 +87,21 @@ class ConnectIntake(ConnectBase):
         self, identity: Identity, source_id: str, request: SubmissionRequest
     ) -> dict[str, Any]:
         """MDF's /update/<source_id>: new metadata, same data — a new minor version, re-indexed."""
-        for forbidden in ("source_id", "source_name", "scroll_id", "version"):
-            if forbidden in request.mdf:
-                raise InvalidInput(
-                    f"mdf.{forbidden} cannot be changed by an update", field=f"mdf.{forbidden}"
-                )
         if identity.is_anonymous:
             raise Unauthenticated("sign in to update datasets")
         self._datasets.require(identity, source_id, "manage")  # rights before any state
         current = self._datasets.get(identity, source_id)
+        # What names the dataset may be sent back unchanged (mdf-connect-client resends
+        # `mdf.source_name` when it was set); changing it is refused, as MDF does.
+        unchanged = {"source_id": current.source_id, "source_name": current.source_name}
+        for forbidden in ("source_id", "source_name", "scroll_id", "version"):
+            if forbidden in request.mdf and request.mdf[forbidden] != unchanged.get(forbidden):
+                raise InvalidInput(
+                    f"mdf.{forbidden} cannot be changed by an update", field=f"mdf.{forbidden}"
+                )
+        request = request.model_copy(
+            update={"mdf": {k: v for k, v in request.mdf.items() if k not in unchanged}}
+        )
         if not current.is_latest:
             raise Conflict(f"{source_id} is not the latest version", field="source_id")
         with self._catalog.transaction() as session:

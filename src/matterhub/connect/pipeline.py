@@ -30,6 +30,7 @@ from matterhub.core.datasets import parse_source_id
 from matterhub.core.errors import InvalidInput, MatterHubError, StorageError
 from matterhub.core.identity import PUBLIC, SYSTEM_IDENTITY
 from matterhub.core.optimade import INDEX_KEY, structure_properties
+from matterhub.core.records import with_title
 from matterhub.core.schemas import schema, validation_errors
 from matterhub.jobs import Job
 
@@ -229,6 +230,7 @@ class ConnectPipeline(ConnectBase):
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         acl = [str(p) for p in request.mdf.get("acl") or [PUBLIC]]
         base = f"{self._base_url}/api/datasets/{source_id}/files"
+        title = _dataset_title(request.dc)
         for scroll_id, record in enumerate(records, start=1):
             files = []
             for f in record.get("files", []):
@@ -245,7 +247,9 @@ class ConnectPipeline(ConnectBase):
                 "ingest_date": now,
                 "acl": acl,
             }
-            merged = merge_blocks(record, {"mdf": block, "files": files})
+            merged = with_title(
+                merge_blocks(record, {"mdf": block, "files": files}), dataset_title=title
+            )
             if request.custom:
                 # MDF: a field's description travels beside it as `<field>_desc`.
                 described = {
@@ -328,7 +332,7 @@ class ConnectPipeline(ConnectBase):
         ]
         # Streamed from records.jsonl, one batch at a time: memory stays flat in the record count.
         for record in self._datasets.iter_records(SYSTEM_IDENTITY, source_id):
-            record = _pointed_at(record, source_id, self._base_url)
+            record = _pointed_at(record, source_id, self._base_url, _dataset_title(document))
             subject = f"{source_id}.{record['mdf']['scroll_id']}"
             # Structures get OPTIMADE's properties, so its filters run in the search query.
             optimade = structure_properties(
@@ -369,7 +373,7 @@ class ConnectPipeline(ConnectBase):
         event = Dispatch(
             source_id=source_id,
             dataset=document,
-            archive_url=f"{self._base_url}/api/datasets/{source_id}/archive.zip?root=false",
+            archive_url=f"{self._base_url}/api/datasets/{source_id}/archive.zip?root=false&ro_crate=false",
             landing_url=landing,
         )
         done, failed = [], []
@@ -385,10 +389,24 @@ class ConnectPipeline(ConnectBase):
         self._step(submission_id, "ingest_backup", "R" if failed else "S", "; ".join(done + failed))
 
 
-def _pointed_at(record: dict[str, Any], source_id: str, base_url: str) -> dict[str, Any]:
+def _dataset_title(document: dict[str, Any]) -> str | None:
+    """The first title of a `dc` block, or of a document holding one."""
+    dc = document.get("dc", document)
+    titles = dc.get("titles") if isinstance(dc, dict) else None
+    first = titles[0] if isinstance(titles, list) and titles else None
+    if not isinstance(first, dict) or not first.get("title"):
+        return None
+    return str(first["title"])
+
+
+def _pointed_at(
+    record: dict[str, Any], source_id: str, base_url: str, dataset_title: str | None = None
+) -> dict[str, Any]:
     """A record pointed at this version: a metadata-only version shares its records with the one
-    it came from, so its `mdf.source_id` and file URLs are rewritten here."""
+    it came from, so its `mdf.source_id` and file URLs are rewritten here (and a record stored
+    before records had titles gets its `mdf.title`)."""
     base = f"{base_url}/api/datasets/{source_id}/files"
+    record = with_title(record, dataset_title=dataset_title)
     return {
         **record,
         "mdf": {**record.get("mdf", {}), "source_id": source_id},

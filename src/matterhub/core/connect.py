@@ -19,6 +19,7 @@ __all__ = [
     "KNOWN_SERVICES",
     "STEPS",
     "STEP_NAMES",
+    "MetadataUpdateRequest",
     "StepStatus",
     "SubmissionRequest",
     "check_acl",
@@ -140,6 +141,23 @@ class SubmissionRequest(BaseModel):
         if unknown:
             raise ValueError(f"unknown service(s): {', '.join(sorted(unknown))}")
         return self
+
+
+class MetadataUpdateRequest(SubmissionRequest):
+    """An `/update/<source_id>` body: new metadata for the same data, so no `data_sources`.
+
+    mdf-connect-client's `submit_dataset_metadata_update` strips `data_sources`, `test`,
+    `update` and `update_metadata_only` from what it sends; the route implies the last.
+    """
+
+    update_metadata_only: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metadata_only(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {**value, "update_metadata_only": True}
+        return value
 
 
 KNOWN_SERVICES = frozenset({"mdf_search", "mdf_publish", "citrine", "mrr", "webhook", "peer"})

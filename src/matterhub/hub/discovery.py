@@ -13,8 +13,11 @@ from typing import Any
 
 from matterhub.core.search import GFilter, GSearchRequest
 from matterhub.core.types import types_used
+from matterhub.search.documents import tokenize
 
-__all__ = ["SearchQuery", "entry", "search_request", "subject"]
+__all__ = ["SearchQuery", "author_clause", "entry", "search_request", "subject"]
+
+_AUTHOR_FIELD = "datacite.creators.creatorName"
 
 
 def subject(owner: str, name: str, version: str) -> str:
@@ -85,8 +88,6 @@ def search_request(query: SearchQuery) -> GSearchRequest:
         exact("dlhub.owner", [query.owner])
     if query.version:
         exact("dlhub.version", [query.version])
-    if query.authors:
-        exact("datacite.creators.creatorName", query.authors, all_=query.match_all_authors)
     if query.domains:
         exact("dlhub.domains", query.domains)
     if query.doi:
@@ -101,11 +102,37 @@ def search_request(query: SearchQuery) -> GSearchRequest:
     if query.only_latest and not query.version and not query.identifier:
         exact("matterhub.latest", [True])
     q = query.q if query.q and query.q.strip() else None
+    advanced = query.advanced if q is not None else True
+    authors = author_clause(query.authors, match_all=query.match_all_authors)
+    if authors:
+        # A name is matched by its words in the analysed field, in the query (so visibility,
+        # paging and totals stay the index's): the query is read as advanced from here on.
+        q = f"({q}) AND {authors}" if q is not None else authors
+        advanced = True
+    sort_by_date = query.q is None or not query.q.strip()
     return GSearchRequest(
         q=q if q is not None or filters else "*",
-        advanced=query.advanced if q is not None else True,
+        advanced=advanced,
         filters=filters,
         limit=query.limit,
         offset=query.offset,
-        sort=[{"field_name": "dlhub.publication_date", "order": "desc"}] if q is None else [],
+        sort=[{"field_name": "dlhub.publication_date", "order": "desc"}] if sort_by_date else [],
     )
+
+
+def author_clause(authors: Sequence[str], *, match_all: bool = False) -> str | None:
+    """The query clause matching servables by author names, in any form people write them.
+
+    Each name matches a creator whose `creatorName` holds all of its words, so "Lovelace",
+    "Ada Lovelace" and "Lovelace, Ada" all find `"Lovelace, Ada"` (DataCite's "Family, Given").
+    Names are ANDed with `match_all`, else ORed. None when no name has a word.
+    """
+    clauses = []
+    for name in authors:
+        words = tokenize(str(name))
+        if words:
+            inner = " AND ".join(f'"{w}"' for w in words)
+            clauses.append(f"{_AUTHOR_FIELD}:({inner})")
+    if not clauses:
+        return None
+    return "(" + (" AND " if match_all else " OR ").join(clauses) + ")"

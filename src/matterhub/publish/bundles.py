@@ -20,11 +20,16 @@ class _Source(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ArchiveMember:
-    """One file going into an archive: its name inside, its blob key and size."""
+    """One file going into an archive: its name inside, its blob key and size.
+
+    `data` holds the bytes of a member made for the archive (e.g. its RO-Crate metadata)
+    instead of a blob; then `key` is unused.
+    """
 
     name: str
     key: str
     size: int
+    data: bytes | None = None
 
 
 class _Sink:
@@ -59,6 +64,10 @@ class _Sink:
         return data
 
 
+def _chunks(member: ArchiveMember, read: _Source) -> Iterable[bytes]:
+    return (member.data,) if member.data is not None else read(member.key)
+
+
 def stream_zip(members: Iterable[ArchiveMember], read: _Source) -> Iterator[bytes]:
     """Yield a ZIP (stored, ZIP64 when needed, data descriptors) of `members`, read by `read`."""
     sink = _Sink()
@@ -70,7 +79,7 @@ def stream_zip(members: Iterable[ArchiveMember], read: _Source) -> Iterator[byte
             info.file_size = member.size
             info.external_attr = 0o644 << 16
             with zf.open(info, mode="w", force_zip64=member.size >= zipfile.ZIP64_LIMIT) as out:
-                for chunk in read(member.key):
+                for chunk in _chunks(member, read):
                     out.write(chunk)
                     if sink.pending >= _FLUSH:
                         yield sink.drain()
@@ -110,7 +119,7 @@ def stream_tar(members: Iterable[ArchiveMember], read: _Source) -> Iterator[byte
             info.size = member.size
             info.mode = 0o644
             info.mtime = mtime
-            tar.addfile(info, _ChunkReader(read(member.key)))
+            tar.addfile(info, _ChunkReader(_chunks(member, read)))
             if sink.pending >= _FLUSH:
                 yield sink.drain()
     if sink.pending:

@@ -14,9 +14,11 @@ from matterhub.core.identity import group_principal, parse_principal, user_princ
 
 __all__ = [
     "LIMITS",
+    "NUMERIC_STRINGS",
     "Prepared",
     "flatten",
     "normalise_principal",
+    "numeric_view",
     "parse_date",
     "tokenize",
     "value_type",
@@ -42,6 +44,33 @@ _GLOBUS_USER = "urn:globus:auth:identity:"
 _GLOBUS_GROUP = "urn:globus:groups:id:"
 # Keyword pairs for long text would bloat the term dictionary and nobody wildcards a paragraph.
 _KV_MAX_CHARS = 256
+
+
+# Fields that documents spell as digit strings but clients query as numbers: DataCite (and MDF's
+# `dc` block) write `publicationYear` as "2024", while Forge's `match_years` sends
+# `dc.publicationYear:[2000 TO *]`. The entry keeps its string; the index holds the number.
+NUMERIC_STRINGS = (("dc", "publicationYear"), ("datacite", "publicationYear"))
+_MAX_NUMERIC_DIGITS = 15  # past this a digit string is an identifier, not a quantity
+
+
+def numeric_view(content: dict[str, Any]) -> dict[str, Any] | None:
+    """`content` with the `NUMERIC_STRINGS` it spells as digits turned into integers, or None
+    when there are none (the usual case: two dictionary lookups)."""
+    out: dict[str, Any] | None = None
+    for block, key in NUMERIC_STRINGS:
+        inner = content.get(block)
+        if not isinstance(inner, dict):
+            continue
+        value = inner.get(key)
+        if (
+            isinstance(value, str)
+            and 0 < len(value) <= _MAX_NUMERIC_DIGITS
+            and value.isascii()
+            and value.isdigit()
+        ):
+            out = dict(content) if out is None else out
+            out[block] = {**inner, key: int(value)}
+    return out
 
 
 def tokenize(text: str) -> list[str]:
@@ -130,6 +159,7 @@ class Prepared:
         "all_text",
         "entry_id",
         "fields",
+        "indexed",
         "keywords",
         "keywords_list",
         "source",
@@ -174,6 +204,14 @@ class Prepared:
                 f"entry is larger than {LIMITS['entry_bytes']} bytes", field=f"{where}.content"
             )
         self.source = encoded.decode()
+        # What the field views (`t`, `r`) index: the source, or the source with its numeric
+        # strings as numbers (then ranges, sorts and the mapping see a number).
+        typed = numeric_view(content)
+        if typed is not None:
+            content = typed
+            self.indexed = orjson.dumps(typed).decode()
+        else:
+            self.indexed = self.source
         self.texts: list[str] = []
         self.keywords_list: list[str] = []
         self.fields: dict[str, str] = {}

@@ -29,6 +29,7 @@ from matterhub.core.accounts import check_name
 from matterhub.core.errors import BadRequest, Conflict, NotFound, PermissionDenied
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 from matterhub.core.policy import Policy
+from matterhub.core.records import with_title
 from matterhub.core.search import MAX_RESULTS, GScrollRequest, GSearchRequest, GSort, GTask
 from matterhub.search.backend import Hit, Page, SearchBackend, SearchSpec
 from matterhub.search.documents import Prepared
@@ -480,7 +481,8 @@ class SearchService:
         shutil.rmtree(scratch, ignore_errors=True)
         fresh = self._open_backend(scratch)
         with self._worker.lock(index.id):
-            self._worker.replay(index.id, fresh)
+            # MDF records written before records had titles get their `mdf.title` here.
+            self._worker.replay(index.id, fresh, upgrade=with_title)
             fresh.close()
             with self._backend_lock:
                 current = self._backends.pop(index.id, None)

@@ -118,7 +118,7 @@ class TantivyIndex(SearchBackend):
                 }
             ).decode()
             self._next_seq += 1
-            writer.add_json(f'{head[:-1]},"t":{entry.source},"r":{entry.source}}}')
+            writer.add_json(f'{head[:-1]},"t":{entry.indexed},"r":{entry.indexed}}}')
             for path, kind in entry.fields.items():
                 self._pending_fields[path].add(kind)
 

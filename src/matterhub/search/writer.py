@@ -227,10 +227,24 @@ class IngestWorker:
 
     # rebuilding ------------------------------------------------------------------------------
 
-    def replay(self, index_id: str, fresh: SearchBackend) -> None:
-        """Apply every successful write of an index, in order, to `fresh` (hold `lock` first)."""
+    def replay(
+        self,
+        index_id: str,
+        fresh: SearchBackend,
+        *,
+        upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        """Apply every successful write of an index, in order, to `fresh` (hold `lock` first).
+
+        `upgrade` rewrites each ingested entry's content on the way (fields derived since the
+        write was recorded, e.g. record titles); the recorded writes stay as they were.
+        """
         pending = 0
         for _task_id, kind, payload in self._successful(index_id):
+            if upgrade is not None and kind == "ingest":
+                for entry in payload.get("entries", ()):
+                    if isinstance(entry.get("content"), dict):
+                        entry["content"] = upgrade(entry["content"])
             if kind == "delete_by_query":
                 fresh.commit()  # it counts what it deletes on committed data
                 pending = 0

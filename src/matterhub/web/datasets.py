@@ -12,6 +12,7 @@ from starlette.responses import Response, StreamingResponse
 
 from matterhub.api.deps import ServicesDep
 from matterhub.api.downloads import archive_chunks, file_response
+from matterhub.api.routes.exports import exports_of, with_ro_crate
 from matterhub.bootstrap import Services
 from matterhub.core.datasets import ManifestEntry, VersionPublic
 from matterhub.core.errors import MatterHubError, NotFound
@@ -98,8 +99,22 @@ def dataset_page(request: Request, session: WebSession, services: Services, sid:
         "unavailable": unavailable,
         "descriptions": [d.get("description") for d in version.dc.get("descriptions") or [] if d],
         "license": _license(version),
+        "jsonld": _jsonld(services, session, version),
     }
     return page(request, session, "dataset.html", context)
+
+
+def _jsonld(services: Services, session: WebSession, version: VersionPublic) -> dict[str, Any]:
+    """The schema.org `Dataset` the page embeds: the full export once published."""
+    if version.state == "published":
+        return exports_of(services).schema_org(session.identity, version.source_id)
+    return {
+        "@context": "https://schema.org",
+        "@type": "Dataset",
+        "name": title_of(version),
+        "version": version.version,
+        "identifier": version.pid_url or version.pid or version.source_id,
+    }
 
 
 def _thumbnails(source_id: str, records: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -151,6 +166,7 @@ async def download(
 def download_all(sid: str, session: CurrentSession, services: ServicesDep) -> Response:
     """Every file the caller may read, as one zip built while it is sent."""
     source_id, members = services.datasets.archive_members(session.identity, sid)
+    members = with_ro_crate(services, session.identity, source_id, members)
     return StreamingResponse(
         archive_chunks(services.datasets.stream_archive(members, "zip")),
         media_type="application/zip",

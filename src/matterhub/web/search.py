@@ -172,6 +172,7 @@ def summarize(subject: str, content: dict[str, Any]) -> dict[str, Any]:
     material = content.get("material") or {}
     kind = str(mdf.get("resource_type") or "record")
     title = (_first(dc.get("titles")) or {}).get("title") if dc.get("titles") else None
+    title = title or mdf.get("title")  # records: set by Connect and on reindex
     if not title:
         name = (content.get("custom") or {}).get("name")
         formula = material.get("reduced_formula") or material.get("composition")

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from matterhub.api.deps import CurrentIdentity, ServicesDep
 from matterhub.api.errors import ERROR_RESPONSES
-from matterhub.core.connect import SubmissionRequest
+from matterhub.core.connect import MetadataUpdateRequest, SubmissionRequest
 from matterhub.core.errors import InvalidInput
 
 router = APIRouter(prefix="/connect", tags=["connect (MDF Connect)"], responses=ERROR_RESPONSES)
@@ -87,9 +87,12 @@ def _stage(services: Any, identity: Any, files: list[UploadFile]) -> str:
 
 @router.post("/update/{source_id}", summary="Update a dataset's metadata")
 def update(
-    source_id: str, request: SubmissionRequest, identity: CurrentIdentity, services: ServicesDep
+    source_id: str, request: MetadataUpdateRequest, identity: CurrentIdentity, services: ServicesDep
 ) -> JSONResponse:
-    """Same data, new metadata: a new minor version, published and re-indexed."""
+    """Same data, new metadata: a new minor version, published and re-indexed.
+
+    No `data_sources` (the files are the current version's); `mdf.source_name` may be sent
+    when it names this dataset (mdf-connect-client sends it back when it was set)."""
     return JSONResponse(
         services.connect.update_metadata(identity, source_id, request), status_code=202
     )

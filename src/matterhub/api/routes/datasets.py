@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from matterhub.api.deps import CurrentIdentity, ServicesDep
 from matterhub.api.downloads import BLOCK, archive_chunks, file_response
 from matterhub.api.errors import ERROR_RESPONSES
+from matterhub.api.routes.exports import with_ro_crate
 from matterhub.core.citations import FORMATS
 from matterhub.core.datasets import DatasetPublic, ManifestEntry, UploadPublic, VersionPublic
 from matterhub.core.errors import InvalidInput, PayloadTooLarge
@@ -379,26 +380,54 @@ def delete_file(sid: str, path: str, identity: CurrentIdentity, services: Servic
     _svc(services).delete_file(identity, sid, path)
 
 
+_RO_CRATE = (
+    "Add the version's RO-Crate metadata (published versions); false gives the files alone, "
+    "e.g. for another hub collecting them as the dataset's own layout."
+)
+
+
 @router.get("/{sid}/archive.zip", summary="The whole version as a zip (streamed)")
 def archive_zip(
-    sid: str, identity: CurrentIdentity, services: ServicesDep, root: bool = True
+    sid: str,
+    identity: CurrentIdentity,
+    services: ServicesDep,
+    root: bool = True,
+    ro_crate: Annotated[bool, Query(description=_RO_CRATE)] = True,
 ) -> Response:
-    """Stored (uncompressed) ZIP64, built while it is sent; `root=false` drops the top folder."""
-    return _archive(_svc(services), identity, sid, "zip", "application/zip", root=root)
+    """Stored (uncompressed) ZIP64, built while it is sent; `root=false` drops the top folder.
+
+    A published version's archive carries its RO-Crate (`ro-crate-metadata.json`) at the top."""
+    return _archive(services, identity, sid, "zip", "application/zip", root=root, ro_crate=ro_crate)
 
 
 @router.get("/{sid}/archive.tar", summary="The whole version as a tar (streamed)")
 def archive_tar(
-    sid: str, identity: CurrentIdentity, services: ServicesDep, root: bool = True
+    sid: str,
+    identity: CurrentIdentity,
+    services: ServicesDep,
+    root: bool = True,
+    ro_crate: Annotated[bool, Query(description=_RO_CRATE)] = True,
 ) -> Response:
     """POSIX tar built while it is sent; `root=false` drops the top folder."""
-    return _archive(_svc(services), identity, sid, "tar", "application/x-tar", root=root)
+    return _archive(
+        services, identity, sid, "tar", "application/x-tar", root=root, ro_crate=ro_crate
+    )
 
 
 def _archive(
-    svc: DatasetService, identity: Identity, sid: str, fmt: str, media_type: str, *, root: bool
+    services: Any,
+    identity: Identity,
+    sid: str,
+    fmt: str,
+    media_type: str,
+    *,
+    root: bool,
+    ro_crate: bool,
 ) -> Response:
+    svc = _svc(services)
     source_id, members = svc.archive_members(identity, sid)
+    if ro_crate:
+        members = with_ro_crate(services, identity, source_id, members)
     if not root:  # e.g. for another hub collecting the files as the dataset's own layout
         members = [replace(m, name=m.name.split("/", 1)[1]) for m in members]
     chunks = svc.stream_archive(members, fmt)

@@ -107,7 +107,10 @@ def search(
     advanced: bool = True,
     name: str | None = None,
     owner: str | None = None,
-    author: Annotated[list[str], Query(description="Creator 'Family, Given'; repeatable.")] = [],  # noqa: B006
+    author: Annotated[
+        list[str],
+        Query(description="Creator name in any form (Lovelace; Ada Lovelace); repeatable."),
+    ] = [],  # noqa: B006
     match_all_authors: bool = False,
     domain: Annotated[list[str], Query()] = [],  # noqa: B006
     doi: Annotated[str | None, Query(description="A related identifier (DOI).")] = None,
