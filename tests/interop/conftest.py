@@ -36,6 +36,7 @@ class Served:
     services: Services
     alice: Identity
     bob: Identity
+    tokens: dict[str, str]
 
     def publish(
         self, name: str, title: str, *, visible_to: tuple[str, ...] = ("public",), **kw: Any
@@ -61,13 +62,14 @@ def serve_hub(data_dir: Path, **extra: Any) -> Iterator[Served]:
     services = build_services(settings)
     services.accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     accounts = services.accounts
-    for name in ("alice", "bob"):
-        accounts.create_user(SYSTEM_IDENTITY, name)
-    alice_token = accounts.create_token(SYSTEM_IDENTITY, "alice").token
-    alice = accounts.authenticate(alice_token)
+    tokens = {}
+    for name in ("alice", "bob", "root"):
+        accounts.create_user(SYSTEM_IDENTITY, name, is_admin=name == "root")
+        tokens[name] = accounts.create_token(SYSTEM_IDENTITY, name).token
+    alice = accounts.authenticate(tokens["alice"])
     accounts.create_group(alice, "lab")
     accounts.add_member(alice, "lab", "bob")
-    bob = accounts.authenticate(accounts.create_token(SYSTEM_IDENTITY, "bob").token)
+    bob = accounts.authenticate(tokens["bob"])
     config = uvicorn.Config(
         create_app(settings, services=services), host="127.0.0.1", port=port, log_level="warning"
     )
@@ -77,7 +79,7 @@ def serve_hub(data_dir: Path, **extra: Any) -> Iterator[Served]:
     while not server.started:
         time.sleep(0.02)
     try:
-        yield Served(settings.base_url, services, alice, bob)
+        yield Served(settings.base_url, services, alice, bob, tokens)
     finally:
         server.should_exit = True
         thread.join(timeout=20)
