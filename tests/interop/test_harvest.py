@@ -115,6 +115,8 @@ def test_follow_a_hub_search_both_and_reharvest_incrementally(
         # One search spans this hub and the one it follows.
         datasets = titles(search(local, 'mdf.resource_type:"dataset"'))
         assert {"Local alloy data", "Perovskite films"} <= datasets
+        ours = search(local, 'mdf.resource_type:"dataset" AND NOT _exists_:external.repository')
+        assert titles(ours) == {"Local alloy data"}
         everything = json.dumps(search(local, "*"))
         assert MARK not in everything and "remote:secret" not in everything
 

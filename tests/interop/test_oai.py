@@ -29,7 +29,7 @@ from tests.interop.conftest import DC, Served, serve_hub
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
 DATACITE = "{http://datacite.org/schema/kernel-4}"
 MARK = "zqoaiprivatemarker"
-LIVE = {"alpha", "beta", "gamma", "delta", "old"}
+LIVE = {"alpha", "beta", "gamma", "delta", "old", "twice"}
 DELETED = {"gone", "hidden"}
 OLD = datetime(2020, 5, 5, 10, 0, 0, tzinfo=UTC)
 
@@ -44,6 +44,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         delta = served.publish("delta", "Delta")
         datasets.update_metadata(alice, delta, dc={**DC, "titles": [{"title": "Delta renamed"}]})
         served.publish("old", "Old")
+        served.publish("twice", "Twice")
+        second = datasets.new_version(alice, "twice", dc={**DC, "titles": [{"title": "Twice v2"}]})
+        datasets.publish(alice, second.source_id)
+        datasets.withdraw(alice, second.source_id, reason="a mistake")  # v1.0 is shown again
         gone = served.publish("gone", f"Gone {MARK}")
         datasets.withdraw(alice, gone, reason="wrong data")
         hidden = served.publish("hidden", "Hidden")
@@ -93,11 +97,13 @@ def error_code(hub: Served, **params: str) -> str:
 
 def test_sickle_harvests_exactly_the_public_datasets(hub: Served) -> None:
     records = list(Sickle(f"{hub.base}/oai").ListRecords(metadataPrefix="oai_dc"))
-    assert len(records) == len(LIVE | DELETED)  # more than a page: resumed three times
+    assert len(records) == len(LIVE | DELETED)  # eight items in pages of two: resumed thrice
     live = {r.header.identifier: r for r in records if not r.deleted}
     assert names(live) == LIVE
     assert names(r.header.identifier for r in records if r.deleted) == DELETED
     assert live[ident("delta")].metadata["title"] == ["Delta renamed"]
+    assert live[ident("twice")].metadata["title"] == ["Twice"]
+    assert "twice_v1.0" in live[ident("twice")].metadata["identifier"]
     assert "delta_v1.1" in live[ident("delta")].metadata["identifier"]
     assert all(MARK not in r.raw for r in records)
 
