@@ -104,6 +104,7 @@ def test_follow_a_hub_search_both_and_reharvest_incrementally(
 
         first = run(local)
         assert first["records"] == 3 and first["indexed"] == 3 and first["complete"]
+        assert first["status"] == "complete" and first["error"] is None
         harvested = search(local, 'external.repository:"remote"')
         assert titles(harvested) == {"Perovskite films", "Zeolite sorption", "Graphene sheets"}
         zeolite = next(e for e in harvested if e["mdf"]["source_name"] == "remote:zeolite")
@@ -163,6 +164,7 @@ def test_a_run_is_bounded_and_the_next_one_goes_on(remote: Served, tmp_path: Pat
             assert source["pending"] and source["last_status"] == "partial"
             runs.append(run(local))
         assert [r["records"] for r in runs] == [2, 2, 1]
+        assert [r["status"] for r in runs] == ["partial", "partial", "complete"]
         found = search(local, 'external.repository:"remote"')
         assert len(found) == 5
         graphene = next(e for e in found if e["mdf"]["source_name"] == "remote:graphene")
@@ -174,9 +176,8 @@ def test_a_run_is_bounded_and_the_next_one_goes_on(remote: Served, tmp_path: Pat
 def test_the_outbound_guard_refuses_loopback_unless_allowed(remote: Served, tmp_path: Path) -> None:
     with serve_hub(tmp_path / "local") as local:
         follow(local, remote)
-        answer = httpx.post(f"{local.base}/api/harvest/remote/run", headers=admin(local))
-        assert answer.status_code == 422
-        assert "private address" in answer.json()["detail"]
+        result = run(local)  # the run happened; the guard refused its request
+        assert result["status"] == "failed" and "private address" in result["error"]
         source = httpx.get(f"{local.base}/api/harvest/remote", headers=admin(local)).json()
         assert source["last_status"] == "failed" and source["last_error"]
         assert search(local, 'external.repository:"remote"') == []
@@ -185,9 +186,9 @@ def test_the_outbound_guard_refuses_loopback_unless_allowed(remote: Served, tmp_
 def test_responses_are_bounded(remote: Served, tmp_path: Path) -> None:
     with serve_hub(tmp_path / "local", harvest_max_response_bytes=2048, **LOOPBACK) as local:
         follow(local, remote)
-        answer = httpx.post(f"{local.base}/api/harvest/remote/run", headers=admin(local))
-        assert answer.status_code == 503
-        assert "harvest_max_response_bytes" in answer.json()["detail"]
+        result = run(local)
+        assert result["status"] == "failed" and "harvest_max_response_bytes" in result["error"]
+        assert result["records"] == 0
 
 
 def test_sources_are_checked(remote: Served, tmp_path: Path) -> None:
@@ -250,3 +251,6 @@ def test_the_cli_follows_a_repository(remote: Served, tmp_path: Path) -> None:
         services.close()
     removed = runner.invoke(cli, ["harvest", "remove", "remote"], env=env)
     assert removed.exit_code == 0, removed.output
+    runner.invoke(cli, ["harvest", "add", "nowhere", "http://127.0.0.1:9/oai"], env=env)
+    failed = runner.invoke(cli, ["harvest", "run", "nowhere"], env=env)
+    assert failed.exit_code == 1 and json.loads(failed.output)["status"] == "failed"

@@ -75,9 +75,12 @@ def run(
     services = _services(ctx)
     services.search.start()
     try:
-        _print(services.harvest.run(SYSTEM_IDENTITY, name).model_dump())
+        result = services.harvest.run(SYSTEM_IDENTITY, name)
     finally:
         services.close()
+    _print(result.model_dump())
+    if result.status == "failed":
+        raise typer.Exit(1)
 
 
 @harvest_app.command("remove")

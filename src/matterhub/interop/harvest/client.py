@@ -89,7 +89,7 @@ class OAIClient:
                     if len(body) > self._max_bytes:
                         raise self._too_large()
                 return bytes(body)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError) as exc:  # OSError: a host name that does not resolve
             raise HarvestFailed(f"cannot reach {url}: {exc}", field="url") from None
 
     def _too_large(self) -> HarvestFailed:

@@ -25,8 +25,15 @@ from matterhub.catalog.models import HarvestSource, utcnow
 from matterhub.core.errors import Conflict, InvalidInput, NotFound, SearchError
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 from matterhub.core.policy import Policy
-from matterhub.interop.harvest.client import OAI, OAIClient, ProtocolError, Response
+from matterhub.interop.harvest.client import (
+    OAI,
+    HarvestFailed,
+    OAIClient,
+    ProtocolError,
+    Response,
+)
 from matterhub.interop.harvest.records import parse_record, subject_of
+from matterhub.netguard import OutboundRefused
 from matterhub.search.service import SearchService
 
 __all__ = ["HarvestRun", "HarvestService", "HarvestSourceCreate", "HarvestSourcePublic"]
@@ -69,6 +76,10 @@ class HarvestRun(BaseModel):
     """What one run did."""
 
     name: str
+    status: str = Field(
+        default="complete", description="complete · partial (the bound was reached) · failed"
+    )
+    error: str | None = Field(default=None, description="Why the repository could not be read.")
     records: int = Field(description="Records read.")
     indexed: int = Field(description="Entries written (new or replaced).")
     deleted: int = Field(description="Entries removed (deleted upstream).")
@@ -222,14 +233,19 @@ class HarvestService:
                 started = started or answer.response_date
                 token = self._pages(answer, run, url, prefix)
                 run.complete = token is None
+        except (HarvestFailed, OutboundRefused) as exc:
+            # The other side (or the guard) said no: a result of the run, recorded and returned.
+            run.status, run.error = "failed", exc.detail[:2000]
+            self._finish(name, run, status="failed", error=run.error)
+            return run
         except Exception as exc:
-            detail = getattr(exc, "detail", None) or str(exc)
-            self._finish(name, run, status="failed", error=detail[:2000])
+            self._finish(name, run, status="failed", error=str(exc)[:2000])
             raise
         if run.complete:
             run.harvested_until = started
             self._finish(name, run, status="complete", token=None, started=None, until=started)
         else:
+            run.status = "partial"
             self._finish(name, run, status="partial", token=token, started=started, until=until)
         return run
 
@@ -276,7 +292,7 @@ class HarvestService:
             if not token:
                 return None
             if token in seen:
-                raise InvalidInput("the repository repeated a resumption token", field="url")
+                raise HarvestFailed("the repository repeated a resumption token", field="url")
             seen.add(token)
             if run.records >= self._max_records:
                 return token
