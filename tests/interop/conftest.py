@@ -25,6 +25,10 @@ DC = {
     "publicationYear": "2024",
     "descriptions": [{"description": "Diffraction patterns.", "descriptionType": "Abstract"}],
     "subjects": [{"subject": "XRD"}],
+    # (the kernel-4 schema the tests validate with, ETH's copy, wants a rightsList)
+    "rightsList": [
+        {"rights": "CC-BY 4.0", "rightsURI": "https://creativecommons.org/licenses/by/4.0/"}
+    ],
 }
 
 

@@ -7,6 +7,7 @@ latest version is no longer public. Pages hold two items, so every list resumes.
 
 from __future__ import annotations
 
+import importlib.resources
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -338,3 +339,18 @@ def test_private_datasets_stay_invisible_even_to_their_owner(hub: Served) -> Non
         assert f"<identifier>{ident(name)}</identifier>" not in text
         assert f"<setSpec>source:{name}</setSpec>" not in text
     assert "idDoesNotExist" in text and "noRecordsMatch" in text
+
+
+def test_oai_datacite_records_validate_against_datacites_schema(hub: Served) -> None:
+    from lxml import etree
+
+    xsd = importlib.resources.files("validator") / "schema" / "metadata.xsd"
+    schema = etree.XMLSchema(etree.parse(str(xsd)))
+    records = list(
+        Sickle(f"{hub.base}/oai").ListRecords(metadataPrefix="oai_datacite", ignore_deleted=True)
+    )
+    assert len(records) == len(LIVE)
+    for record in records:
+        resource = record.xml.find(f".//{DATACITE}resource")
+        document = etree.fromstring(etree.tostring(resource))
+        assert schema.validate(document), (record.header.identifier, schema.error_log)
