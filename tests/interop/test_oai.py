@@ -127,7 +127,8 @@ def test_identify(hub: Served) -> None:
     assert identify.protocolVersion == "2.0"
     assert identify.granularity == "YYYY-MM-DDThh:mm:ssZ"
     assert identify.deletedRecord == "transient"
-    assert datetime.strptime(identify.earliestDatestamp, "%Y-%m-%dT%H:%M:%SZ").year == 2026
+    # The oldest item's datestamp (`old` was stamped 2020-05-05), a lower bound of them all.
+    assert identify.earliestDatestamp == "2020-05-05T10:00:00Z"
 
 
 def test_list_metadata_formats(hub: Served) -> None:

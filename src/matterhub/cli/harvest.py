@@ -68,8 +68,11 @@ def run(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The source to harvest.")],
 ) -> None:
-    """Harvest what changed since the last run (with the server stopped: it writes the index;
-    while serving, use `POST /api/harvest/<name>/run`)."""
+    """Harvest what changed since the last run.
+
+    Run it with the server stopped (it writes the index); while serving, use
+    `POST /api/harvest/<name>/run`.
+    """
     from matterhub.core.identity import SYSTEM_IDENTITY
 
     services = _services(ctx)

@@ -244,8 +244,11 @@ class Items:
             query = ItemQuery(after=(last.updated_at, last.dataset_id))
 
     def earliest(self, session: Session) -> datetime | None:
-        """A lower bound of every datestamp: the oldest dataset's creation."""
-        return session.scalar(select(func.min(Dataset.created_at)))
+        """The oldest item datestamp (items only: a private dataset's dates stay unsaid)."""
+        items = self._shown()
+        return session.scalar(
+            select(func.min(items.c.updated_at)).where(items.c.version_id.is_not(None))
+        )
 
 
 def _item(row: Any) -> Item:
