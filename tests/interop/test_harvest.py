@@ -23,6 +23,7 @@ from matterhub.cli.main import app as cli
 from matterhub.core.connect import SubmissionRequest
 from matterhub.core.identity import ANONYMOUS
 from matterhub.core.search import GSearchRequest
+from matterhub.web.search import summarize
 from tests.interop.conftest import DC, Served, serve_hub
 
 MARK = "zqharvestprivatemarker"
@@ -116,6 +117,8 @@ def test_follow_a_hub_search_both_and_reharvest_incrementally(
         # One search spans this hub and the one it follows.
         datasets = titles(search(local, 'mdf.resource_type:"dataset"'))
         assert {"Local alloy data", "Perovskite films"} <= datasets
+        row = summarize(f"external:remote:{zeolite['external']['identifier']}", zeolite)
+        assert row["link"] == landing and row["title"] == "Zeolite sorption"  # web result row
         ours = search(local, 'mdf.resource_type:"dataset" AND NOT _exists_:external.repository')
         assert titles(ours) == {"Local alloy data"}
         everything = json.dumps(search(local, "*"))
