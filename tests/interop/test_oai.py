@@ -11,6 +11,7 @@ import importlib.resources
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ from sqlalchemy import update
 from matterhub.catalog.models import Dataset
 from matterhub.core.identity import SYSTEM_IDENTITY
 from matterhub.interop.oai import TokenCodec
+from tests.conftest import _postgres_database, catalog_backends
 from tests.interop.conftest import DC, Served, serve_hub
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
@@ -35,9 +37,22 @@ DELETED = {"gone", "hidden"}
 OLD = datetime(2020, 5, 5, 10, 0, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with serve_hub(tmp_path_factory.mktemp("oai") / "hub", oai_page_size=2) as served:
+@pytest.fixture(scope="module", params=catalog_backends())
+def hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    # The item queries carry per-dialect SQL: on PostgreSQL too when CI provides one.
+    databases = _postgres_database() if request.param == "postgresql" else (u for u in [""])
+    url = next(databases)
+    try:
+        yield from _seeded(tmp_path_factory.mktemp("oai") / "hub", url)
+    finally:
+        databases.close()
+
+
+def _seeded(data_dir: Path, database_url: str) -> Iterator[Served]:
+    extra = {"database_url": database_url} if database_url else {}
+    with serve_hub(data_dir, oai_page_size=2, **extra) as served:
         alice, datasets = served.alice, served.services.datasets
         served.publish("alpha", "Alpha", blocks={"mdf": {"organizations": ["Center for X"]}})
         served.publish("beta", "Beta", blocks={"mdf": {"organizations": ["Argonne"]}})
