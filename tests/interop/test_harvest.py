@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sickle import Sickle
 from sqlalchemy import update
 from typer.testing import CliRunner
 
@@ -121,6 +122,9 @@ def test_follow_a_hub_search_both_and_reharvest_incrementally(
         assert row["link"] == landing and row["title"] == "Zeolite sorption"  # web result row
         ours = search(local, 'mdf.resource_type:"dataset" AND NOT _exists_:external.repository')
         assert titles(ours) == {"Local alloy data"}
+        # This hub's own /oai serves its own datasets only: what it follows is not re-exported.
+        exported = Sickle(f"{local.base}/oai").ListRecords(metadataPrefix="oai_dc")
+        assert [r.metadata["title"] for r in exported] == [["Local alloy data"]]
         everything = json.dumps(search(local, "*"))
         assert MARK not in everything and "remote:secret" not in everything
 
