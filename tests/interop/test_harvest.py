@@ -261,3 +261,17 @@ def test_the_cli_follows_a_repository(remote: Served, tmp_path: Path) -> None:
     runner.invoke(cli, ["harvest", "add", "nowhere", "http://127.0.0.1:9/oai"], env=env)
     failed = runner.invoke(cli, ["harvest", "run", "nowhere"], env=env)
     assert failed.exit_code == 1 and json.loads(failed.output)["status"] == "failed"
+
+
+def test_nothing_new_keeps_the_mark(remote: Served, tmp_path: Path) -> None:
+    with remote.services.catalog.transaction() as session:
+        session.execute(update(Dataset).values(updated_at=datetime(2021, 1, 1, tzinfo=UTC)))
+    with serve_hub(tmp_path / "local", **LOOPBACK) as local:
+        follow(local, remote, set_spec="org:argonne")
+        assert run(local)["indexed"] == 1
+        mark = httpx.get(f"{local.base}/api/harvest/remote", headers=admin(local)).json()
+        again = run(local)  # noRecordsMatch since the mark: a complete, empty run
+        assert (again["records"], again["status"]) == (0, "complete")
+        after = httpx.get(f"{local.base}/api/harvest/remote", headers=admin(local)).json()
+        assert after["harvested_until"] == mark["harvested_until"]
+        assert len(search(local, 'external.repository:"remote"')) == 1

@@ -227,8 +227,9 @@ class HarvestService:
                 token, started = None, None  # expired meanwhile: list again from `until`
                 answer = self._first(url, prefix, set_spec, until, None)
             if answer is None:
+                # Nothing changed: the next run asks from the same moment (never our clock).
                 run.complete = True
-                started = started or self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+                started = started or until
             else:
                 started = started or answer.response_date
                 token = self._pages(answer, run, url, prefix)
