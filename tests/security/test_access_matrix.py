@@ -176,7 +176,7 @@ EXPECT: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/api/harvest"): {"-": "nnnnny"},
     ("POST", "/api/harvest"): {"-": "nnnnny"},
     ("GET", "/api/harvest/{name}"): {"-": "nnnnny"},
-    ("POST", "/api/harvest/{name}/run"): {"-": "nnnnn."},
+    ("POST", "/api/harvest/{name}/run"): {"-": "nnnnny"},
     ("DELETE", "/api/harvest/{name}"): {"-": "nnnnny"},
     ("GET", "/schemas/"): {"-": "yyyyyy"},
     ("GET", "/schemas/{name}"): {"-": "yyyyyy"},
@@ -437,7 +437,7 @@ def _body(method: str, path: str, who: str, obj: str, world: World) -> dict[str,
     if path == "/oai" and method == "POST":
         return {"data": {"verb": "ListRecords", "metadataPrefix": "oai_datacite"}}
     if path == "/api/harvest":
-        # An address nothing listens on: the run row then fails for the admin, as expected.
+        # An address the guard refuses: the admin's run is a failed run (200, recorded).
         return {
             "json": {
                 "name": "followed" if who == "admin" else f"f{n}",
