@@ -118,3 +118,15 @@ def test_deleted_and_unreadable_records() -> None:
         'xmlns:mods="http://www.loc.gov/mods/v3"',
     )
     assert parse(foreign) is None
+
+
+def test_only_web_links_and_short_identifiers() -> None:
+    sneaky = DC_RECORD.replace(
+        "https://repo.example.org/records/abc", "javascript:alert(1)"
+    ).replace("doi:10.1234/abc", "urn:x")
+    harvested = parse(sneaky, "oai_dc")
+    assert harvested is not None and harvested.entry is not None
+    assert "url" not in harvested.entry["content"]["external"]
+    assert "data" not in harvested.entry["content"]
+    long_id = DC_RECORD.replace("oai:repo.example.org:abc", "oai:repo.example.org:" + "x" * 400)
+    assert parse(long_id, "oai_dc") is None

@@ -24,6 +24,7 @@ _DC = "{http://purl.org/dc/elements/1.1/}"
 _YEAR = re.compile(r"\b(\d{4})\b")
 _DOI_URL = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:|info:doi/)(10\..+)$", re.I)
 _SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*_v\d+\.\d+$")
+_MAX_IDENTIFIER = 300
 _MAX_TEXT = 10_000  # one harvested value, in characters
 _MAX_VALUES = 100  # values of one repeated field
 
@@ -154,8 +155,8 @@ def parse_record(
         return None
     identifier = _text(header.find(f"{OAI}identifier"))
     datestamp = _text(header.find(f"{OAI}datestamp"))
-    if not identifier:
-        return None
+    if not identifier or len(identifier) > _MAX_IDENTIFIER:
+        return None  # (a search subject holds at most 500 bytes)
     if header.get("status") == "deleted":
         return Harvested(identifier, datestamp, None)
     metadata = record.find(f"{OAI}metadata")

@@ -302,7 +302,8 @@ class HarvestService:
     def _apply(self, listing: Any, run: HarvestRun, url: str, prefix: str) -> None:
         """Index one page: upsert the records, remove the deleted ones."""
         now = self._clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        entries, gone = [], []
+        entries: dict[str, dict[str, Any]] = {}  # by subject: a repeated record counts once
+        gone: list[str] = []
         for record in listing.iterfind(f"{OAI}record"):
             run.records += 1
             harvested = parse_record(
@@ -313,9 +314,9 @@ class HarvestService:
             elif harvested.entry is None:
                 gone.append(harvested.identifier)
             else:
-                entries.append(harvested.entry)
+                entries[harvested.entry["subject"]] = harvested.entry
         if entries:
-            body = {"ingest_type": "GMetaList", "ingest_data": {"gmeta": entries}}
+            body = {"ingest_type": "GMetaList", "ingest_data": {"gmeta": list(entries.values())}}
             self._wait(self._search.ingest(SYSTEM_IDENTITY, INDEX, body).task_id)
             run.indexed += len(entries)
         for identifier in gone:
