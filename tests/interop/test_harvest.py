@@ -25,6 +25,7 @@ from matterhub.core.connect import SubmissionRequest
 from matterhub.core.identity import ANONYMOUS
 from matterhub.core.search import GSearchRequest
 from matterhub.web.search import summarize
+from tests.fakes.oai import FakeOAI, datacite_record
 from tests.interop.conftest import DC, Served, serve_hub
 
 MARK = "zqharvestprivatemarker"
@@ -275,3 +276,28 @@ def test_nothing_new_keeps_the_mark(remote: Served, tmp_path: Path) -> None:
         after = httpx.get(f"{local.base}/api/harvest/remote", headers=admin(local)).json()
         assert after["harvested_until"] == mark["harvested_until"]
         assert len(search(local, 'external.repository:"remote"')) == 1
+
+
+def test_another_kind_of_repository_and_a_record_the_index_refuses(tmp_path: Path) -> None:
+    # A subject holds at most 500 bytes: this identifier is short in characters, long in bytes.
+    wide = "oai:zenodo.org:" + "\U0001d518" * 150
+    records = [
+        datacite_record("oai:zenodo.org:1", "Oxide band gaps", "10.5281/zenodo.1"),
+        datacite_record(wide, "Too wide to index", "10.5281/zenodo.2"),
+        datacite_record("oai:zenodo.org:3", "Nitride phonons", "10.5281/zenodo.3"),
+    ]
+    with FakeOAI(records) as zenodo, serve_hub(tmp_path / "local", **LOOPBACK) as local:
+        body = {"name": "zenodo", "url": zenodo.url}
+        assert httpx.post(f"{local.base}/api/harvest", json=body, headers=admin(local)).is_success
+        result = run(local, "zenodo")
+        assert (result["records"], result["indexed"], result["skipped"]) == (3, 2, 1)
+        found = search(local, 'external.repository:"zenodo"')
+        assert titles(found) == {"Oxide band gaps", "Nitride phonons"}
+        assert {e["external"]["url"] for e in found} == {
+            "https://doi.org/10.5281/zenodo.1",
+            "https://doi.org/10.5281/zenodo.3",
+        }
+        assert zenodo.requests[0]["metadataPrefix"] == ["oai_datacite"]
+        assert "from" not in zenodo.requests[0]  # a first run lists everything
+        run(local, "zenodo")
+        assert zenodo.requests[-1]["from"] == ["2026-12-07T11:59:00Z"]  # its clock, a minute back

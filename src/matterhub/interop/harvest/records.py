@@ -25,7 +25,7 @@ _YEAR = re.compile(r"\b(\d{4})\b")
 _DOI_URL = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:|info:doi/)(10\..+)$", re.I)
 _SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*_v\d+\.\d+$")
 _MAX_IDENTIFIER = 300
-_MAX_TEXT = 10_000  # one harvested value, in characters
+_MAX_TEXT = 4_000  # one harvested value, in characters (the index takes 32 KB a value)
 _MAX_VALUES = 100  # values of one repeated field
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -316,13 +316,31 @@ class HarvestService:
             else:
                 entries[harvested.entry["subject"]] = harvested.entry
         if entries:
-            body = {"ingest_type": "GMetaList", "ingest_data": {"gmeta": list(entries.values())}}
-            self._wait(self._search.ingest(SYSTEM_IDENTITY, INDEX, body).task_id)
-            run.indexed += len(entries)
+            self._ingest(list(entries.values()), run)
         for identifier in gone:
             subject = subject_of(run.name, identifier)
             self._wait(self._search.delete_subject(SYSTEM_IDENTITY, INDEX, subject).task_id)
             run.deleted += 1
+
+    def _ingest(self, entries: Sequence[dict[str, Any]], run: HarvestRun) -> None:
+        """Write a page's entries; if the index refuses the page, each one alone (a record the
+        index cannot take is skipped, not the page)."""
+        try:
+            self._write(entries)
+        except InvalidInput:
+            for entry in entries:
+                try:
+                    self._write([entry])
+                except InvalidInput:
+                    run.skipped += 1
+                    continue
+                run.indexed += 1
+            return
+        run.indexed += len(entries)
+
+    def _write(self, entries: Sequence[dict[str, Any]]) -> None:
+        body = {"ingest_type": "GMetaList", "ingest_data": {"gmeta": [*entries]}}
+        self._wait(self._search.ingest(SYSTEM_IDENTITY, INDEX, body).task_id)
 
     def _wait(self, task_id: str) -> None:
         done = self._search.wait(task_id, timeout=600)
