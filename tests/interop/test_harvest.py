@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from sickle import Sickle
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from matterhub.catalog.models import Dataset
+from matterhub.catalog.models import Dataset, HarvestSource
 from matterhub.cli.main import app as cli
 from matterhub.core.connect import SubmissionRequest
 from matterhub.core.identity import ANONYMOUS
@@ -301,3 +301,22 @@ def test_another_kind_of_repository_and_a_record_the_index_refuses(tmp_path: Pat
         assert "from" not in zenodo.requests[0]  # a first run lists everything
         run(local, "zenodo")
         assert zenodo.requests[-1]["from"] == ["2026-12-07T11:59:00Z"]  # its clock, a minute back
+
+
+def test_one_run_at_a_time_per_source(tmp_path: Path) -> None:
+    record = datacite_record("oai:zenodo.org:1", "Oxide band gaps", "10.5281/zenodo.1")
+    with FakeOAI([record]) as zenodo, serve_hub(tmp_path / "local", **LOOPBACK) as local:
+        body = {"name": "zenodo", "url": zenodo.url}
+        assert httpx.post(f"{local.base}/api/harvest", json=body, headers=admin(local)).is_success
+
+        def claim(until: datetime) -> None:
+            with local.services.catalog.transaction() as session:
+                session.execute(update(HarvestSource).values(claimed_until=until))
+
+        claim(datetime.now(UTC) + timedelta(minutes=5))  # a run in another server process
+        busy = httpx.post(f"{local.base}/api/harvest/zenodo/run", headers=admin(local))
+        assert busy.status_code == 409
+        assert zenodo.requests == []
+        claim(datetime.now(UTC) - timedelta(minutes=5))  # that process died long ago
+        assert run(local, "zenodo")["indexed"] == 1
+        assert run(local, "zenodo")["status"] == "complete"  # the claim was released

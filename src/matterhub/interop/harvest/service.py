@@ -11,14 +11,13 @@ Only administrators (and the system) manage sources.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from matterhub.catalog import Catalog
 from matterhub.catalog.models import HarvestSource, utcnow
@@ -43,6 +42,8 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SET = re.compile(r"^[A-Za-z0-9\-_.!~*'()]+(:[A-Za-z0-9\-_.!~*'()]+)*$")
 PREFIXES = ("oai_datacite", "oai_dc")
 _OVERLAP = timedelta(seconds=60)
+_CLAIM = timedelta(hours=2)
+"""How long a run may hold its source before another may take over (a crashed process)."""
 
 
 class HarvestSourceCreate(BaseModel):
@@ -123,8 +124,6 @@ class HarvestService:
         self._client = client
         self._max_records = max_records
         self._clock = clock
-        self._running: set[str] = set()
-        self._lock = threading.Lock()
 
     # sources ----------------------------------------------------------------------------------
 
@@ -187,17 +186,38 @@ class HarvestService:
     # runs -------------------------------------------------------------------------------------
 
     def run(self, identity: Identity, name: str) -> HarvestRun:
-        """Harvest what changed since the last complete run (or continue a cut-short list)."""
+        """Harvest what changed since the last complete run (or continue a cut-short list).
+
+        Raises:
+            Conflict: another run of this source (in any process) holds its claim.
+        """
         self._policy.require_admin(identity)
-        with self._lock:
-            if name in self._running:
+        now = utcnow()
+        with self._catalog.transaction() as session:
+            self._row(session, name)
+            # The claim: one conditional UPDATE, so two runs (two server processes) never race.
+            claimed = session.execute(
+                update(HarvestSource)
+                .where(
+                    HarvestSource.name == name,
+                    or_(
+                        HarvestSource.claimed_until.is_(None),
+                        HarvestSource.claimed_until < now,
+                    ),
+                )
+                .values(claimed_until=now + _CLAIM)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 raise Conflict(f"{name} is being harvested", field="name")
-            self._running.add(name)
         try:
             return self._run(name)
         finally:
-            with self._lock:
-                self._running.discard(name)
+            with self._catalog.transaction() as session:
+                session.execute(
+                    update(HarvestSource)
+                    .where(HarvestSource.name == name)
+                    .values(claimed_until=None)
+                )
 
     def _run(self, name: str) -> HarvestRun:
         with self._catalog.transaction() as session:

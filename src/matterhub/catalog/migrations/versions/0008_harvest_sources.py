@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("last_status", sa.String(length=16), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("record_count", sa.Integer(), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_harvest_sources")),
         sa.UniqueConstraint("name", name=op.f("uq_harvest_sources_name")),
     )
