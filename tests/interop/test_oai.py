@@ -32,7 +32,7 @@ from tests.interop.conftest import DC, Served, serve_hub
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
 DATACITE = "{http://datacite.org/schema/kernel-4}"
 MARK = "zqoaiprivatemarker"
-LIVE = {"alpha", "beta", "gamma", "delta", "old", "twice"}
+LIVE = {"alpha", "beta", "gamma", "delta", "old", "twice", "control"}
 DELETED = {"gone", "hidden"}
 OLD = datetime(2020, 5, 5, 10, 0, 0, tzinfo=UTC)
 
@@ -60,6 +60,7 @@ def _seeded(data_dir: Path, database_url: str) -> Iterator[Served]:
         delta = served.publish("delta", "Delta")
         datasets.update_metadata(alice, delta, dc={**DC, "titles": [{"title": "Delta renamed"}]})
         served.publish("old", "Old")
+        served.publish("control", "Control\x01char\x0b")  # characters XML 1.0 cannot carry
         served.publish("twice", "Twice")
         second = datasets.new_version(alice, "twice", dc={**DC, "titles": [{"title": "Twice v2"}]})
         datasets.publish(alice, second.source_id)
@@ -113,7 +114,7 @@ def error_code(hub: Served, **params: str) -> str:
 
 def test_sickle_harvests_exactly_the_public_datasets(hub: Served) -> None:
     records = list(Sickle(f"{hub.base}/oai").ListRecords(metadataPrefix="oai_dc"))
-    assert len(records) == len(LIVE | DELETED)  # eight items in pages of two: resumed thrice
+    assert len(records) == len(LIVE | DELETED)  # nine items in pages of two: resumed four times
     live = {r.header.identifier: r for r in records if not r.deleted}
     assert names(live) == LIVE
     assert names(r.header.identifier for r in records if r.deleted) == DELETED
@@ -230,6 +231,9 @@ def test_no_records_before_the_first_change_or_after_now(hub: Served) -> None:
 
 def test_get_record(hub: Served) -> None:
     sickle = Sickle(f"{hub.base}/oai")
+    for prefix in ("oai_dc", "oai_datacite"):
+        control = sickle.GetRecord(identifier=ident("control"), metadataPrefix=prefix)
+        assert "Control\ufffdchar\ufffd" in control.raw
     record = sickle.GetRecord(identifier=ident("alpha"), metadataPrefix="oai_datacite")
     assert record.xml.findtext(f".//{DATACITE}title") == "Alpha"
     assert record.header.datestamp.endswith("Z")

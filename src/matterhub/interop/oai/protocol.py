@@ -36,6 +36,7 @@ __all__ = [
     "parse_datestamp",
     "serialize",
     "sub",
+    "xml_text",
 ]
 
 OAI_NS = "http://www.openarchives.org/OAI/2.0/"
@@ -44,6 +45,7 @@ DC_NS = "http://purl.org/dc/elements/1.1/"
 DATACITE_NS = "http://datacite.org/schema/kernel-4"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 # verb → (required arguments, optional arguments); `resumptionToken` is exclusive where listed.
 VERBS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -220,11 +222,17 @@ class TokenCodec:
 # XML ------------------------------------------------------------------------------------------
 
 
+def xml_text(text: str) -> str:
+    """`text` with the characters XML 1.0 cannot carry (control characters, lone surrogates)
+    replaced by U+FFFD: ElementTree would write them as they are, and no parser reads that."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
     """A child element with a literal (possibly prefixed) name."""
-    child = ET.SubElement(parent, tag, attrs)
+    child = ET.SubElement(parent, tag, {k: xml_text(v) for k, v in attrs.items()})
     if text is not None:
-        child.text = text
+        child.text = xml_text(text)
     return child
 
 

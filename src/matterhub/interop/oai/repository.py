@@ -35,6 +35,7 @@ from matterhub.interop.oai.protocol import (
     parse_arguments,
     serialize,
     sub,
+    xml_text,
 )
 from matterhub.publish import DatasetService
 
@@ -124,7 +125,8 @@ class OAIRepository:
         sub(out, "protocolVersion", "2.0")
         sub(out, "adminEmail", self.info.admin_email)
         sub(out, "earliestDatestamp", format_datestamp(earliest))
-        # A dataset made private after it was harvested leaves no trace: transient, not persistent.
+        # Withdrawn and no-longer-public datasets are kept as deleted items, but one removed from
+        # the catalog outright (or turned into a test dataset) leaves no trace: transient.
         sub(out, "deletedRecord", "transient")
         sub(out, "granularity", "YYYY-MM-DDThh:mm:ssZ")
         return out
@@ -313,7 +315,7 @@ class OAIRepository:
     def _metadata(self, item: Item, prefix: str) -> ET.Element:
         if prefix == "oai_datacite":
             _type, text = self._datasets.cite(ANONYMOUS, item.source_id, "datacite-xml")
-            return literal_names(ET.fromstring(text))
+            return literal_names(ET.fromstring(xml_text(text)))
         _type, text = self._datasets.cite(ANONYMOUS, item.source_id, "datacite-json")
         return oai_dc(json.loads(text)["data"]["attributes"], item.source_id)
 
