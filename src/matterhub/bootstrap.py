@@ -36,6 +36,8 @@ from matterhub.hub.runtime.autoscale import Autoscaler, ScalingDefaults
 from matterhub.hub.runtime.scaling import ScalingService
 from matterhub.hub.sources import SourceFetcher
 from matterhub.hub.tasks import TaskService
+from matterhub.interop.harvest import HarvestService, OAIClient
+from matterhub.interop.oai import OAIRepository, RepositoryInfo, TokenCodec
 from matterhub.interop.optimade import FilterLimits, OptimadeService
 from matterhub.jobs import JobQueue
 from matterhub.netguard import NetGuard
@@ -73,6 +75,8 @@ class Services:
     access: AccessRequests = field(repr=False)
     scaling: ScalingService = field(repr=False)
     optimade: OptimadeService = field(repr=False)
+    oai: OAIRepository = field(repr=False)
+    harvest: HarvestService = field(repr=False)
     sandbox: Sandbox = field(repr=False, default_factory=Sandbox)
 
     def start(self) -> None:
@@ -223,8 +227,35 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
             blobs,
             limits=FilterLimits(max_depth=limits.max_depth),
         ),
+        oai=_oai(settings, catalog, policy, datasets, secret),
+        harvest=HarvestService(
+            catalog,
+            policy,
+            search,
+            OAIClient(
+                guard,
+                timeout=settings.harvest_timeout_s,
+                max_bytes=settings.harvest_max_response_bytes,
+            ),
+            max_records=settings.harvest_max_records,
+        ),
         sandbox=sandbox,
     )
+
+
+def _oai(
+    settings: Settings, catalog: Catalog, policy: Policy, datasets: DatasetService, secret: str
+) -> OAIRepository:
+    """The OAI-PMH repository over the public datasets (docs/interop.md)."""
+    info = RepositoryInfo(
+        name=settings.oai_repository_name,
+        base_url=settings.base_url,
+        admin_email=settings.oai_admin_email or settings.smtp_sender,
+        namespace=settings.oai_namespace,
+        page_size=settings.oai_page_size,
+    )
+    tokens = TokenCodec(secret, ttl=timedelta(seconds=settings.oai_token_ttl_s))
+    return OAIRepository(catalog, policy, datasets, tokens, info)
 
 
 def restrict_file_modes() -> None:

@@ -424,6 +424,55 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest file input of a run (an upload or a URL the hub fetches); more: 413.",
     )
+    oai_repository_name: str = Field(
+        default="MatterHub",
+        max_length=200,
+        description="The repository name the OAI-PMH endpoint (/oai) gives in Identify.",
+    )
+    oai_admin_email: str = Field(
+        default="",
+        max_length=320,
+        description="The OAI-PMH adminEmail given in Identify (default: `smtp_sender`).",
+    )
+    oai_namespace: str = Field(
+        default="",
+        max_length=200,
+        description="The namespace of OAI-PMH item identifiers `oai:<namespace>:<source_name>` "
+        "(default: the host name of `base_url`).",
+    )
+    oai_page_size: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Items per OAI-PMH list response; a longer list continues with a "
+        "resumption token.",
+    )
+    oai_token_ttl_s: int = Field(
+        default=3600,
+        ge=60,
+        le=7 * 86400,
+        description="How long an OAI-PMH resumption token stays valid, in seconds (tokens are "
+        "signed cursors: nothing is kept on the server).",
+    )
+    harvest_max_records: int = Field(
+        default=10000,
+        ge=1,
+        le=1_000_000,
+        description="Most records one harvest run of a followed repository reads; a longer "
+        "list goes on from its resumption token at the next run.",
+    )
+    harvest_max_response_bytes: int = Field(
+        default=32 * 1024**2,
+        ge=1024,
+        description="Largest OAI-PMH response a harvest reads, in bytes; a larger one fails "
+        "the run.",
+    )
+    harvest_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for one network read of a harvest request, in seconds.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level of the server."
     )

@@ -175,6 +175,15 @@ EXPECT: dict[tuple[str, str], dict[str, str]] = {
     # administrators' only (403 to those who see the servable, 404 to those who do not).
     ("GET", "/api/servables/{owner}/{name}/workers"): {"pub": "nnnyny", "priv": "nnnyny"},
     ("PUT", "/api/servables/{owner}/{name}/scaling"): {"pub": "nnnyny", "priv": "nnnyny"},
+    # OAI-PMH answers everyone as the anonymous caller (public datasets only; the private one's
+    # marker never shows, whoever asks); followed repositories are the administrators'.
+    ("GET", "/oai"): {"-": "yyyyyy"},
+    ("POST", "/oai"): {"-": "yyyyyy"},
+    ("GET", "/api/harvest"): {"-": "nnnnny"},
+    ("POST", "/api/harvest"): {"-": "nnnnny"},
+    ("GET", "/api/harvest/{name}"): {"-": "nnnnny"},
+    ("POST", "/api/harvest/{name}/run"): {"-": "nnnnny"},
+    ("DELETE", "/api/harvest/{name}"): {"-": "nnnnny"},
     ("GET", "/schemas/"): {"-": "yyyyyy"},
     ("GET", "/schemas/{name}"): {"-": "yyyyyy"},
     # OPTIMADE (docs/interop.md): listings are filtered; one structure or reference is seen
@@ -208,6 +217,7 @@ LAST = [
     ("POST", "/v1/index/{index_id}/delete_by_query"),
     ("DELETE", "/api/groups/{name}/members/{username}"),
     ("POST", "/api/datasets/{sid}/withdraw"),
+    ("DELETE", "/api/harvest/{name}"),
 ]
 
 
@@ -388,6 +398,8 @@ def _operations(world: World) -> list[tuple[str, str]]:
 
 def _fill(path: str, obj: dict[str, str], world: World) -> str:
     values = {**world.objects["-"], **obj}
+    if path.startswith("/api/harvest/"):
+        values["name"] = "followed"  # added by the admin's POST /api/harvest row
     if path.startswith("/api/groups/"):
         values["name"] = obj.get("group", "oliv-lab")
         values["username"] = "extra"
@@ -463,6 +475,16 @@ def _body(method: str, path: str, who: str, obj: str, world: World) -> dict[str,
         }
     if path == "/connect/submissions":
         return {"json": {}}
+    if path == "/oai" and method == "POST":
+        return {"data": {"verb": "ListRecords", "metadataPrefix": "oai_datacite"}}
+    if path == "/api/harvest":
+        # An address the guard refuses: the admin's run is a failed run (200, recorded).
+        return {
+            "json": {
+                "name": "followed" if who == "admin" else f"f{n}",
+                "url": "http://127.0.0.1:9/oai",
+            }
+        }
     if path.startswith("/connect/curate/") and method == "POST":
         return {"json": {"action": "reject", "reason": "checking access"}}
     if path.endswith("/run") or path.endswith("/batch"):
@@ -473,6 +495,8 @@ def _body(method: str, path: str, who: str, obj: str, world: World) -> dict[str,
 
 
 def _params(path: str, obj: dict[str, str]) -> dict[str, str]:
+    if path == "/oai":
+        return {"verb": "ListRecords", "metadataPrefix": "oai_dc"}
     if path.endswith("/search"):
         return {"q": "*", "advanced": "true"}
     if path.endswith("/subject") or path.endswith("/entry"):

@@ -22,6 +22,8 @@ from matterhub.api.routes import (
 )
 from matterhub.api.routes import datasets as dataset_routes
 from matterhub.api.routes import exports as export_routes
+from matterhub.api.routes import harvest as harvest_routes
+from matterhub.api.routes import oai as oai_routes
 from matterhub.api.routes import pid as pid_routes
 from matterhub.api.routes import runs as run_routes
 from matterhub.api.routes import scaling as scaling_routes
@@ -81,5 +83,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(servable_citations.router)
     app.include_router(schemas.router)
     app.include_router(optimade.router)
+    app.include_router(oai_routes.router)
+    app.include_router(harvest_routes.router)
     app.include_router(pages.router)
     return app

@@ -34,6 +34,7 @@ __all__ = [
     "DatasetVersion",
     "Group",
     "GroupMember",
+    "HarvestSource",
     "SearchIndex",
     "SearchTask",
     "Servable",
@@ -450,3 +451,26 @@ class UploadSession(Base):
     sha512: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class HarvestSource(Base):
+    """A repository this hub follows: an OAI-PMH endpoint harvested into the search index."""
+
+    __tablename__ = "harvest_sources"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    set_spec: Mapped[str | None] = mapped_column(String(200))
+    metadata_prefix: Mapped[str] = mapped_column(String(64), default="oai_datacite")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # `from` of the next run: the responseDate of the last complete harvest (the server's clock).
+    harvested_until: Mapped[str | None] = mapped_column(String(32))
+    # A run cut short by its record bound goes on from here next time.
+    resumption_token: Mapped[str | None] = mapped_column(Text)
+    resumption_started: Mapped[str | None] = mapped_column(String(32))  # that list's responseDate
+    last_run_at: Mapped[datetime | None]
+    last_status: Mapped[str | None] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    record_count: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_until: Mapped[datetime | None]  # a run in progress holds the source until then

@@ -19,6 +19,7 @@ from matterhub import __version__
 from matterhub.cli.access import access_app
 from matterhub.cli.client_commands import register_client_commands
 from matterhub.cli.datasets import dataset_app
+from matterhub.cli.harvest import harvest_app
 from matterhub.cli.runs import register_run_commands
 from matterhub.cli.scaling import register_scaling_commands
 from matterhub.cli.servable_cite import register_servable_cite
@@ -68,6 +69,7 @@ app.add_typer(group_app, name="group")
 app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(harvest_app, name="harvest")
 app.add_typer(servable_app, name="servable")
 servable_app.add_typer(access_app, name="access")  # `matterhub servable access …`
 index_app = typer.Typer(cls=_Group, help="Search indexes (Discover).", no_args_is_help=True)

@@ -186,6 +186,8 @@ def summarize(subject: str, content: dict[str, Any]) -> dict[str, Any]:
         if kind == "dataset" and mdf.get("source_id")
         else f"/records/{subject}"
     )
+    if external_url := (content.get("external") or {}).get("url"):
+        link = str(external_url)  # a followed repository's dataset lives there, not here
     return {
         "subject": subject,
         "title": str(title),
