@@ -14,6 +14,7 @@ import pytest
 from examples.cdi import simulate as sim
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
+import keras
 from examples.cdi import model as cnn
 
 pytestmark = [
@@ -73,11 +74,32 @@ def test_saved_forms_load_to_the_same_predictions(trained) -> None:
     expected = cnn.predict(model, x)
     for form in ("json", "keras"):
         loaded = cnn.load(folder, form=form)
+        # What is saved is the inference form: batch normalisation folded into the convolutions.
+        assert not any(
+            isinstance(layer, keras.layers.BatchNormalization) for layer in loaded.layers
+        )
+        assert loaded.count_params() < model.count_params()
         got = cnn.predict(loaded, x)
         for a, b in zip(expected, got, strict=True):
-            assert np.allclose(a, b, atol=1e-6), form
+            assert np.allclose(a, b, atol=1e-5), form  # float32 rounding of the folded weights
     arch = json.loads((folder / cnn.ARCH).read_text())
     assert arch["class_name"] == "Functional"
     # Weights only (no optimizer state): ~0.2 MB for ~50 k float32 parameters.
     for name in (cnn.WEIGHTS, cnn.KERAS):
         assert (folder / name).stat().st_size < 1.2e6
+
+
+def test_folding_batch_norm_keeps_the_answers_of_a_model_whose_statistics_moved() -> None:
+    model = cnn.build(3)
+    rng = np.random.default_rng(0)
+    # Statistics and scales far from the initial (0, 1), as after training.
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 0.3, n),
+                               rng.normal(0, 0.5, n), rng.uniform(0.2, 3, n)])  # fmt: skip
+    x = rng.uniform(0, 1, size=(8, 32, 32, 1)).astype(np.float32)
+    folded = cnn.fold_batch_norm(model)
+    assert cnn.fold_batch_norm(folded) is folded  # nothing left to fold
+    for a, b in zip(model.predict_on_batch(x), folded.predict_on_batch(x), strict=True):
+        assert np.abs(a - b).max() < 1e-5
