@@ -8,8 +8,10 @@ torch thread), times (best of 3, ms per image) each step a folded hub batch make
 the host writes the worker frame (orjson), the worker reads it (stdlib json), stacks the inputs,
 runs the model, turns the outputs into lists (`shim.jsonable`) and writes its reply (stdlib json),
 the host reads it (orjson) and stores each output (orjson), the client reads the results
-(stdlib json). Two steps are timed again with the cyclic garbage collector off, as the warm
-worker runs a frame (hub/runtime/worker.py). Prints a table and the JSON bytes per image.
+(stdlib json) — the JSON path; then the same steps on the binary path the hub takes now
+(hub/runtime/frames.py, worker.py, hub/arrays.py, msgpack answers). Two JSON steps are timed
+again with the cyclic garbage collector off, as the warm worker runs a frame. Prints a table
+and the bytes per image.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     x = cnn.prepare(np.stack([im.intensity for im in sim.simulate_set(3, n)]))
-    model = cnn.build(0)
+    model = cnn.fold_batch_norm(cnn.build(0))  # as saved and served
     one = [x[i : i + 1].tolist() for i in range(n)]
     rows: list[tuple[str, float]] = []
 
@@ -81,6 +83,46 @@ def main() -> None:
     )
     step("client: results from JSON (stdlib json)", lambda: json.loads(reply))
 
+    # The binary path (what the hub does now): arrays as bytes in frames, records and answers.
+    import msgpack
+
+    from matterhub.client.run_bodies import decode as client_decode
+    from matterhub.hub import arrays
+    from matterhub.hub.runtime import frames, worker
+
+    binary_in = [x[i : i + 1] for i in range(n)]
+    bframe = step(
+        "binary: host frame (frames.encode)",
+        lambda: frames.encode({"calls": [{"inputs": a} for a in binary_in]}),
+    )
+    got = step("binary: worker reads it (worker.decode)",
+               lambda: worker.decode(bytearray(bframe[4:]), True))  # fmt: skip
+    step("binary: worker stacks the inputs",
+         lambda: np.concatenate([c["inputs"] for c in got["calls"]]))  # fmt: skip
+    outs = [list(p) for p in zip(np.split(out[0], cuts), np.split(out[1], cuts), strict=True)]
+    breply = step(
+        "binary: worker reply (worker.encode)",
+        lambda: b"".join(bytes(p) for p in worker.encode(
+            {"results": [{"ok": True, "output": o} for o in outs]}, shim.jsonable)),
+    )  # fmt: skip
+    back = step("binary: host reads it (frames.decode)", lambda: frames.decode(breply[4:]))
+    kept = step(
+        "binary: outputs to run records (arrays.stored + orjson)",
+        lambda: [orjson.dumps(arrays.stored(r["output"])) for r in back["results"]],
+    )
+    loaded = step(
+        "binary: records read back (orjson + arrays.loaded)",
+        lambda: [arrays.loaded(orjson.loads(k)) for k in kept],
+    )
+    from matterhub.api.routes.run_bodies import _pack_default
+
+    packed = step(
+        "binary: batch status as msgpack (the route)",
+        lambda: msgpack.packb({"tasks": loaded}, default=_pack_default, use_bin_type=True),
+    )
+    step("binary: client reads it (client decode)",
+         lambda: client_decode("application/msgpack", packed))  # fmt: skip
+
     # Ways to call the network in-process: what the Keras shim does (predict_on_batch) and the
     # alternatives, one image and all of them.
     def inference(batch: Any) -> Any:
@@ -106,9 +148,10 @@ def main() -> None:
     print("| step | ms per image |")
     print("|---|---|")
     for label, ms in rows:
-        print(f"| {label} | {ms:.2f} |")
+        print(f"| {label} | {ms:.3f} |")
     print(f"\nreply: {len(reply) / n / 1000:.1f} kB of JSON per image (input: "
-          f"{len(frame) / n / 1000:.1f} kB)")  # fmt: skip
+          f"{len(frame) / n / 1000:.1f} kB); binary frames: {len(breply) / n / 1000:.1f} kB "
+          f"(input: {len(bframe) / n / 1000:.1f} kB)")  # fmt: skip
 
 
 if __name__ == "__main__":
