@@ -19,6 +19,7 @@ import pytest
 from matterhub.core.identity import SYSTEM_IDENTITY
 from matterhub.core.records import record_title
 from tests.hub.conftest import function_servable, hub_settings, running_hub
+from tests.hub.served import serve
 from tests.interop.exports_hub import ExportsHub, exports_hub
 
 pytestmark = pytest.mark.timeout(600)
@@ -201,3 +202,39 @@ def test_servable_search_by_author_matches_any_form_of_the_name(tmp_path: Path) 
             assert client.search("nothing_like_it", author=["Jane"]) == []
         finally:
             client.close()
+
+
+def test_dlhub_sdks_author_query_through_mdf_toolbox_finds_the_servable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The query DLHub's SDK (2.1.0) builds in `search_by_authors` — `datacite.creators.familyName`
+    and, after a comma, `givenName` — sent by mdf_toolbox's unmodified SearchHelper over
+    globus-sdk. (dlhub_sdk itself cannot be imported here: it needs `pkg_resources`, gone from
+    current setuptools, and its client needs Globus Auth and Globus Compute.)"""
+    from globus_sdk import SearchClient
+    from mdf_toolbox.globus_search.search_helper import SearchHelper
+
+    with serve(hub_settings(tmp_path / "hub")) as served, served.client("alice") as alice:
+        description = function_servable(tmp_path, "adder")  # creators Doe, Jane; Roe, Rick
+        build = alice.publish_servable(description, wait=True, timeout=300)
+        assert build["status"] == "succeeded", build["log"]
+        monkeypatch.setenv("GLOBUS_SDK_SERVICE_URL_SEARCH", served.base.rstrip("/") + "/")
+
+        def names(authors: list[str], match_all: bool = True) -> list[str]:
+            helper = SearchHelper("dlhub", search_client=SearchClient())
+            for i, author in enumerate(authors):  # dlhub_sdk's DLHubSearchHelper.match_authors
+                family, *given = author.split(",")
+                helper.match_field(
+                    field="datacite.creators.familyName", value=f'"{family}"',
+                    required=True if i == 0 else match_all, new_group=True,
+                )  # fmt: skip
+                if given:
+                    helper.match_field(
+                        field="datacite.creators.givenName", value=f'"{given[0].strip()}"',
+                        required=True, new_group=False,
+                    )  # fmt: skip
+            return sorted(r["dlhub"]["name"] for r in helper.search())
+
+        assert names(["Roe"]) == names(["Roe, Rick"]) == names(["Doe", "Roe"]) == ["adder"]
+        assert names(["Lovelace"]) == names(["Roe, Ada"]) == names(["Roe", "Lovelace"]) == []
+        assert names(["Roe", "Lovelace"], match_all=False) == ["adder"]

@@ -32,6 +32,7 @@ def entry(document: dict[str, Any], visible_to: Sequence[str], *, latest: bool) 
     content = {k: v for k, v in document.items() if k != "servable"}
     # The example can be large; the document served by describe keeps it.
     content["servable"] = {k: v for k, v in document["servable"].items() if k != "example"}
+    content["datacite"] = {**content["datacite"], "creators": named(content["datacite"])}
     content["matterhub"] = {
         "latest": latest,
         "input_types": sorted(types_used(run["input"])),
@@ -42,6 +43,22 @@ def entry(document: dict[str, Any], visible_to: Sequence[str], *, latest: bool) 
         "visible_to": list(visible_to),
         "content": content,
     }
+
+
+def named(datacite: dict[str, Any]) -> list[Any]:
+    """The creators with `familyName` and `givenName` from a `"Family, Given"` `creatorName`
+    where they lack them (the DataCite convention DLHub's SDK searches on: its
+    `search_by_authors` matches `datacite.creators.familyName` and `givenName`)."""
+    out = []
+    for creator in datacite.get("creators") or []:
+        name = creator.get("creatorName") if isinstance(creator, dict) else None
+        if isinstance(name, str) and "familyName" not in creator:
+            family, _, given = name.partition(",")
+            creator = {**creator, "familyName": family.strip()}
+            if given.strip() and "givenName" not in creator:
+                creator["givenName"] = given.strip()
+        out.append(creator)
+    return out
 
 
 class SearchQuery:
