@@ -13,45 +13,32 @@ from typing import Any
 
 import orjson
 
+# The worker's own module is stdlib only and runs inside each environment; the host shares its
+# buffer layout and dtype table from it rather than keeping a second copy.
+from matterhub.hub.runtime.worker import FORMATS, TAG, Buffers, empty_lists
+
 __all__ = ["TAG", "decode", "encode"]
 
-TAG = "__ndarray__"
 _TAG_BYTES = TAG.encode()
 _HEADER = struct.Struct(">I")
-_FORMATS = {
-    "<f8": "d", "<f4": "f", "<i8": "q", "<i4": "i", "<i2": "h", "|i1": "b",
-    "<u8": "Q", "<u4": "I", "<u2": "H", "|u1": "B", "|b1": "?",
-}  # fmt: skip
 
 
 def encode(value: Any) -> bytes:
     """A whole frame (its length first) for `value`, numeric numpy arrays as raw bytes."""
-    parts: list[bytes | memoryview] = []
-    end = 0
+    buffers = Buffers()
 
     def default(item: Any) -> Any:
-        nonlocal end
         dtype = getattr(item, "dtype", None)
         if dtype is None or not hasattr(item, "tobytes"):
             raise TypeError(f"{type(item).__name__} is not JSON serializable")
         if getattr(item, "ndim", 0) == 0:  # a numpy scalar
             return item.item()
-        if dtype.str not in _FORMATS:  # complex, strings, objects, big-endian: as lists
+        if dtype.str not in FORMATS:  # complex, strings, objects, big-endian: as lists
             return item.tolist()
-        flat = item if item.flags.c_contiguous else item.copy(order="C")
-        data = memoryview(flat).cast("B") if flat.size else memoryview(b"")
-        pad = -end % 8
-        if pad:
-            parts.append(bytes(pad))
-            end += pad
-        spec = {"dtype": dtype.str, "shape": list(item.shape), "buffer": [end, data.nbytes]}
-        parts.append(data)
-        end += data.nbytes
-        return {TAG: spec}
+        return buffers.add(item)
 
     text = orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS)
-    head = _HEADER.pack(4 + len(text) + end) + _HEADER.pack(len(text))
-    return b"".join([head, text, *parts])
+    return b"".join(buffers.frame(text))
 
 
 def decode(body: bytes | memoryview) -> Any:
@@ -72,7 +59,7 @@ def _arrays(value: Any, buffers: memoryview, numpy: Any) -> Any:
             offset, nbytes = spec["buffer"]
             if not 0 <= offset <= offset + nbytes <= len(buffers):
                 raise ValueError("a frame's array lies outside the frame")
-            if spec.get("dtype") not in _FORMATS:
+            if spec.get("dtype") not in FORMATS:
                 raise ValueError(f"a frame's array has the dtype {spec.get('dtype')!r}")
             part = buffers[offset : offset + nbytes]
             if numpy is not None:
@@ -80,16 +67,12 @@ def _arrays(value: Any, buffers: memoryview, numpy: Any) -> Any:
                     spec["shape"]
                 )
             if 0 in spec["shape"]:
-                return _empty(spec["shape"])
-            return part.cast(_FORMATS[spec["dtype"]], spec["shape"]).tolist()  # type: ignore[call-overload]
+                return empty_lists(spec["shape"])
+            return part.cast(FORMATS[spec["dtype"]], spec["shape"]).tolist()  # type: ignore[call-overload]
         return {k: _arrays(v, buffers, numpy) for k, v in value.items()}
     if isinstance(value, list):
         return [_arrays(v, buffers, numpy) for v in value]
     return value
-
-
-def _empty(shape: list[int]) -> Any:
-    return [] if shape[0] == 0 else [_empty(shape[1:]) for _ in range(shape[0])]
 
 
 def _numpy() -> Any:

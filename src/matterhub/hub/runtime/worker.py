@@ -47,7 +47,7 @@ from typing import Any, BinaryIO
 _HEADER = struct.Struct(">I")
 TAG = "__ndarray__"
 # numpy's dtype strings (native little-endian) → memoryview formats, for lists without numpy.
-_FORMATS = {
+FORMATS = {
     "<f8": "d", "<f4": "f", "<i8": "q", "<i4": "i", "<i2": "h", "|i1": "b",
     "<u8": "Q", "<u4": "I", "<u2": "H", "|u1": "B", "|b1": "?",
 }  # fmt: skip
@@ -91,27 +91,52 @@ def decode(body: bytearray | bytes, arrays: bool = False) -> Any:
             return array.reshape(spec["shape"])
         shape = spec["shape"]
         if not shape:
-            return part.cast(_FORMATS[spec["dtype"]]).tolist()[0]  # type: ignore[call-overload]
+            return part.cast(FORMATS[spec["dtype"]]).tolist()[0]  # type: ignore[call-overload]
         if 0 in shape:
-            return _empty(shape)
-        return part.cast(_FORMATS[spec["dtype"]], shape).tolist()  # type: ignore[call-overload]
+            return empty_lists(shape)
+        return part.cast(FORMATS[spec["dtype"]], shape).tolist()  # type: ignore[call-overload]
 
     return json.loads(text, object_hook=hook)
 
 
-def _empty(shape: list[int]) -> Any:
+def empty_lists(shape: list[int]) -> Any:
     """Nested lists of `shape`, which has a zero (memoryview cannot cast to it)."""
-    return [] if shape[0] == 0 else [_empty(shape[1:]) for _ in range(shape[0])]
+    return [] if shape[0] == 0 else [empty_lists(shape[1:]) for _ in range(shape[0])]
+
+
+class Buffers:
+    """The raw bytes that follow a frame's JSON: `add` appends an array's (8-byte aligned) and
+    returns the reference that stands for it in the JSON. The host's frames.py uses it too."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes | memoryview] = []
+        self.end = 0
+
+    def add(self, array: Any) -> dict[str, Any]:
+        flat = array if array.flags.c_contiguous else array.copy(order="C")
+        data = memoryview(flat).cast("B") if flat.size else memoryview(b"")
+        pad = -self.end % 8
+        if pad:
+            self.parts.append(bytes(pad))
+            self.end += pad
+        spec = {"dtype": array.dtype.str, "shape": list(array.shape)}
+        spec["buffer"] = [self.end, data.nbytes]
+        self.parts.append(data)
+        self.end += data.nbytes
+        return {TAG: spec}
+
+    def frame(self, text: bytes) -> list[bytes | memoryview]:
+        """The whole frame's parts: its length, the JSON's length, the JSON, the bytes."""
+        head = _HEADER.pack(4 + len(text) + self.end) + _HEADER.pack(len(text))
+        return [head, text, *self.parts]
 
 
 def encode(value: Any, jsonable: Any = None) -> list[bytes | memoryview]:
     """A value as a frame's parts (length, JSON length, JSON, array bytes…), numeric numpy
     arrays and tensors as raw bytes; the rest through `jsonable` (the shim's) when given."""
-    parts: list[bytes | memoryview] = []
-    end = 0
+    buffers = Buffers()
 
     def walk(item: Any) -> Any:
-        nonlocal end
         if hasattr(item, "detach") and hasattr(item, "numpy"):  # a torch tensor
             item = item.detach().cpu().numpy()
         dtype = getattr(item, "dtype", None)
@@ -120,18 +145,9 @@ def encode(value: Any, jsonable: Any = None) -> list[bytes | memoryview]:
             and hasattr(item, "tobytes")
             and getattr(item, "ndim", 0) >= 1
             and dtype.kind in "biuf"
-            and dtype.str in _FORMATS
+            and dtype.str in FORMATS
         ):
-            flat = item if item.flags.c_contiguous else item.copy(order="C")
-            data = memoryview(flat).cast("B") if flat.size else memoryview(b"")
-            pad = -end % 8
-            if pad:
-                parts.append(bytes(pad))
-                end += pad
-            spec = {"dtype": dtype.str, "shape": list(item.shape), "buffer": [end, data.nbytes]}
-            parts.append(data)
-            end += data.nbytes
-            return {TAG: spec}
+            return buffers.add(item)
         if isinstance(item, dict):
             return {str(k): walk(v) for k, v in item.items()}
         if isinstance(item, (list, tuple)):
@@ -139,8 +155,7 @@ def encode(value: Any, jsonable: Any = None) -> list[bytes | memoryview]:
         return jsonable(item) if jsonable is not None else item
 
     text = json.dumps(walk(value), separators=(",", ":"), default=_plain).encode()
-    head = _HEADER.pack(4 + len(text) + end) + _HEADER.pack(len(text))
-    return [head, text, *parts]
+    return buffers.frame(text)
 
 
 def _plain(item: Any) -> Any:
