@@ -97,13 +97,10 @@ def evaluate(
     beyond = (test["gap_ev"] < lo) | (test["gap_ev"] > hi)
     rows: dict[str, dict[str, float]] = {}
     gaps: dict[str, np.ndarray] = {}
-    trained: dict[str, models.Trained] = {}
-    for kind in ("vae", "ae"):
-        trained[kind] = models.fit_autoencoder(
-            train["image"], train["absorbance"], kind=kind, epochs=epochs,
-            regressor_epochs=regressor_epochs, seed=seed,
-        )  # fmt: skip
-    trained["colour"] = models.fit_colour(train["image"], train["absorbance"], seed=seed)
+    trained = models.train_all(
+        train["image"], train["absorbance"], out / "models", epochs=epochs,
+        regressor_epochs=regressor_epochs, seed=seed,
+    )  # fmt: skip
     labels = {"vae": "VAE → spectrum → Tauc", "ae": "AE → spectrum → Tauc",
               "colour": "colour clusters (Lab k-means) → spectrum → Tauc"}  # fmt: skip
     for kind, t in trained.items():
@@ -113,7 +110,6 @@ def evaluate(
             "spectrum_rmse": float(np.sqrt(((spectrum - test["absorbance"]) ** 2).mean())),
             "train_s": t.seconds,
         }
-        models.save(t, out / "models")
     for label, pred in baselines(train, test).items():
         gaps[label] = pred
         rows[label] = _errors(pred, test["gap_ev"], beyond)
