@@ -289,7 +289,7 @@ def fit_colour(
     model.centroids.copy_(torch.as_tensor(km.cluster_centers_, dtype=torch.float32))
     with torch.no_grad():
         feats = torch.cat([model.features(c) for c in x.split(4096)]).numpy()
-    ridge = Ridge(alpha=1e-3).fit(feats, absorbance)
+    ridge = Ridge(alpha=1e-3, solver="svd").fit(feats, absorbance)  # fractions sum to 1
     with torch.no_grad():
         model.linear.weight.copy_(torch.as_tensor(ridge.coef_, dtype=torch.float32))
         model.linear.bias.copy_(torch.as_tensor(ridge.intercept_, dtype=torch.float32))
