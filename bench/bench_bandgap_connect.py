@@ -6,11 +6,11 @@ Each size runs in a fresh subprocess, so its peak RSS is its own: an embedded hu
 blobs, tantivy) with its Connect worker — the server process — gets ONE submission of a local
 folder written by `examples/bandgap/dataset.py` (a folder per sample: image.png + spectrum.json;
 the `index.json` mapping, `group_by_dir`, generic + tabular extraction), and the wall time runs
-from submit until every record is searchable. The samples are synthetic arrays with
-`simulate.simulate`'s keys and shapes (32×32 images, 121-point spectra): Connect's cost depends
-on file counts and sizes, not on the physics. In the same run: the README's Connect bench
-(`bench/bench_connect.py --one 10000`: 10,000 small files, generic extraction) and the baseline
-for each size, copy + SHA-512 of the same files in one process. Never run by the test suite.
+from submit until every record is searchable. The samples are `simulate.simulate(n, 1)` (16×16
+PNG images, 101-point spectra in JSON), simulated and written in chunks of 5,000. In the same
+run: the README's Connect bench (`bench/bench_connect.py --one 10000`: 10,000 small files,
+generic extraction) and, for each size, the baseline: copy + SHA-512 of the same files in one
+process. Peak RSS is also sampled per pipeline step. Never run by the test suite.
 """
 
 from __future__ import annotations
@@ -29,38 +29,17 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CHUNK = 5000  # samples generated and written at a time
-
-
-def synthetic(start: int, n: int) -> dict[str, Any]:
-    """Arrays shaped like `simulate.simulate`'s (4 cations, 32×32×3 images, 121 wavelengths)."""
-    import numpy as np
-
-    rng = np.random.default_rng(start)
-    comp = rng.dirichlet(np.ones(4), n)
-    comp = np.round(comp * 40) / 40
-    comp[:, 3] = 1 - comp[:, :3].sum(axis=1)
-    comp = np.clip(comp, 0, 1)
-    wavelength = np.linspace(300.0, 900.0, 121)
-    return {
-        "composition": comp,
-        "elements": ["Bi", "Fe", "Cu", "Zn"],
-        "thickness_nm": rng.uniform(50, 400, n),
-        "gap_ev": 1.2 + comp @ np.array([1.4, 0.9, 0.3, 2.1]),
-        "wavelength_nm": wavelength,
-        "absorbance": rng.uniform(0, 3, (n, wavelength.size)),
-        "image": rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
-        "index": np.arange(start, start + n),
-    }
+CHUNK = 5000  # samples simulated and written at a time
+SEED = 1
 
 
 def make_files(root: Path, count: int) -> float:
     """Write `count` samples under `root`; the seconds it took."""
-    from examples.bandgap import dataset
+    from examples.bandgap import dataset, simulate
 
     started = time.perf_counter()
     for start in range(0, count, CHUNK):
-        dataset.write(synthetic(start, min(CHUNK, count - start)), root)
+        dataset.write(simulate.simulate(min(CHUNK, count - start), SEED, start=start), root)
     return time.perf_counter() - started
 
 
@@ -75,6 +54,7 @@ def one_run(count: int) -> dict[str, Any]:
     """Runs in its own process: build a hub, submit the folder, wait until searchable."""
     from bench.bench_connect import baseline
     from examples.bandgap import dataset
+    from examples.bandgap.simulate import ELEMENTS
 
     from matterhub.bootstrap import build_services
     from matterhub.core.connect import SubmissionRequest
@@ -82,7 +62,7 @@ def one_run(count: int) -> dict[str, Any]:
     from matterhub.core.search import GSearchRequest
     from matterhub.settings import Settings
 
-    elements = ["Bi", "Fe", "Cu", "Zn"]
+    elements = list(ELEMENTS)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         work = Path(tmp)
         source = work / "films"
@@ -160,7 +140,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, nargs="+", default=[10000, 50000, 180902])
     parser.add_argument("--no-reference", action="store_true", help="skip bench_connect's 10,000")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bandgap_connect.json")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results" / "bandgap_connect.json"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:

@@ -23,7 +23,7 @@ __all__ = [
     "ExtractorUnavailable",
     "FileGroup",
     "StagedFile",
-    "load_extractors",
     "iter_extractors",
+    "load_extractors",
     "run_extractors",
 ]
