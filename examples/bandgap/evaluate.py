@@ -2,7 +2,8 @@
 
 Simulates ``--n`` samples (``simulate.simulate(n, seed)``), holds out the **Bi-rich corner** of
 the quaternary (``x_Bi ≥ HOLDOUT_BI`` = 0.5, 1/8 of the simplex: a region, not a random split —
-no composition near a test composition is seen in training) and trains on the rest:
+no composition near a test composition is seen in training; ``--hold-out Ce`` holds out the
+CeO2 corner instead) and trains on the rest:
 
 - the AE and the VAE (``models.fit_autoencoder``) and the colour-clustering model
   (``models.fit_colour``), each predicting the absorption spectrum of a test image, the band gap
@@ -13,13 +14,15 @@ no composition near a test composition is seen in training) and trains on the re
   spectrometer would give; the models see only the image.
 
 Prints a Markdown table (MAE, median and 90th-percentile absolute error in eV, RMSE of the
-predicted absorbance) and writes it with the settings to ``<out>/evaluation.json``; the models to
+predicted absorbance) and writes it with the settings to ``<out>/evaluation.json`` (``<out>``
+defaults to ``bandgap-out/evaluate-<element>``); the models to
 ``<out>/models/``; the Figure-4 analogues to ``docs/usecases/``: ``bandgap-figure4a.png``
 (test images, AE and VAE reconstructions), ``bandgap-figure4b.png`` (t-SNE of the VAE latent
 means of test images, each point in its image's mean colour, sized by its true band gap) and
 ``bandgap-parity.png`` (predicted against true gap per model).
 
     PYTHONPATH=$PWD nice -n 15 python -m examples.bandgap.evaluate --n 30000     # docs' numbers
+    PYTHONPATH=$PWD nice -n 15 python -m examples.bandgap.evaluate --n 30000 --hold-out Ce
     PYTHONPATH=$PWD python -m examples.bandgap.evaluate --small                   # 2,000, short
 """
 
@@ -41,9 +44,10 @@ DOCS = ROOT / "docs" / "usecases"
 HOLDOUT_BI = 0.5
 
 
-def held_out(composition: np.ndarray) -> np.ndarray:
-    """True for the test region: the Bi-rich corner, x_Bi ≥ HOLDOUT_BI."""
-    return np.asarray(composition)[:, simulate.ELEMENTS.index("Bi")] >= HOLDOUT_BI - 1e-9
+def held_out(composition: np.ndarray, element: str = "Bi") -> np.ndarray:
+    """True for the test region: the element's corner, x ≥ HOLDOUT_BI (Bi by default)."""
+    column = simulate.ELEMENTS.index(element)
+    return np.asarray(composition)[:, column] >= HOLDOUT_BI - 1e-9
 
 
 def _mean_lab(images: np.ndarray) -> np.ndarray:
@@ -74,12 +78,14 @@ def _errors(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
-def evaluate(n: int, seed: int, *, epochs: int, regressor_epochs: int, out: Path) -> dict[str, Any]:
+def evaluate(
+    n: int, seed: int, *, epochs: int, regressor_epochs: int, out: Path, element: str = "Bi"
+) -> dict[str, Any]:
     """Simulate, split, train, score; returns the results document (also the trained models)."""
     t0 = time.perf_counter()
     data = simulate.simulate(n, seed)
     sim_s = time.perf_counter() - t0
-    test_mask = held_out(data["composition"])
+    test_mask = held_out(data["composition"], element)
     keys = ("composition", "gap_ev", "absorbance", "image", "thickness_nm")
     train = {k: data[k][~test_mask] for k in keys}
     test = {k: data[k][test_mask] for k in keys}
@@ -115,7 +121,7 @@ def evaluate(n: int, seed: int, *, epochs: int, regressor_epochs: int, out: Path
         "seed": seed,
         "n_train": int((~test_mask).sum()),
         "n_test": int(test_mask.sum()),
-        "held_out": f"x_Bi >= {HOLDOUT_BI}",
+        "held_out": f"x_{element} >= {HOLDOUT_BI}",
         "test_gap_range_ev": [float(test["gap_ev"].min()), float(test["gap_ev"].max())],
         "train_gap_range_ev": [float(train["gap_ev"].min()), float(train["gap_ev"].max())],
         "epochs": epochs,
@@ -181,7 +187,9 @@ def figures(result: dict[str, Any], docs: Path = DOCS, *, tsne_points: int = 150
                 ax.set_ylabel(name)
             if r == 0:
                 ax.set_title(f"{test['gap_ev'][pick[c]]:.2f} eV", fontsize=8)
-    fig.suptitle("Held-out test films (Bi-rich corner): originals and reconstructions", fontsize=9)
+    fig.suptitle(
+        f"Held-out test films ({result['held_out']}): originals and reconstructions", fontsize=9
+    )
     fig.tight_layout()
     paths.append(docs / "bandgap-figure4a.png")
     fig.savefig(paths[-1], dpi=110)
@@ -246,16 +254,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--regressor-epochs", type=int, default=40)
     parser.add_argument("--small", action="store_true", help="2,000 samples, 3 + 10 epochs")
-    parser.add_argument("--out", type=Path, default=ROOT / "bandgap-out" / "evaluate")
+    parser.add_argument(
+        "--hold-out",
+        default="Bi",
+        choices=simulate.ELEMENTS,
+        help="the corner held out: x >= 0.5 of this element",
+    )
+    parser.add_argument("--out", type=Path, help="default bandgap-out/evaluate-<element>")
     parser.add_argument("--docs", type=Path, default=DOCS, help="where the PNGs go")
     parser.add_argument("--no-figures", action="store_true")
     args = parser.parse_args(argv)
+    args.out = args.out or ROOT / "bandgap-out" / f"evaluate-{args.hold_out}"
     if args.small:
         args.n, args.epochs, args.regressor_epochs = 2000, 3, 10
     t0 = time.perf_counter()
     result = evaluate(
         args.n, args.seed, epochs=args.epochs, regressor_epochs=args.regressor_epochs,
-        out=args.out,
+        out=args.out, element=args.hold_out,
     )  # fmt: skip
     print(
         f"{args.n} samples (seed {args.seed}): {result['n_train']} train, {result['n_test']} "
