@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from matterhub.blobs.base import BlobWriter
 from matterhub.catalog.models import DatasetFile, DatasetVersion
@@ -313,6 +314,7 @@ def _clashing_paths(session: Session, version_id: str, paths: Sequence[str]) -> 
         )
     binary = session.get_bind().dialect.name == "sqlite"  # TEXT compares by code point there
     for path in set(paths):
+        under: ColumnElement[bool]
         if binary:  # '/' is followed by '0': [path/, path0) are the paths under it (indexed)
             under = (DatasetFile.path >= path + "/") & (DatasetFile.path < path + "0")
         else:  # LIKE 'path/%', whatever the column's collation
