@@ -52,6 +52,7 @@ __all__ = [
     "reconstruct",
     "save",
     "srgb_to_lab",
+    "train_all",
 ]
 
 LATENT = 8
@@ -350,3 +351,27 @@ def init_kwargs(trained: Trained, output: str = "spectrum") -> dict[str, Any]:
         assert isinstance(trained.model, ColourModel)
         return {"k": int(trained.model.centroids.shape[0])}
     return {"kind": trained.kind, "output": output}
+
+
+def train_all(
+    images: np.ndarray,
+    absorbance: np.ndarray,
+    out: Path,
+    *,
+    epochs: int = 20,
+    regressor_epochs: int = 40,
+    seed: int = 0,
+) -> dict[str, Trained]:
+    """Train the VAE, the AE and the colour model on these films and save them into ``out``
+    (what ``servables.model_description(out, kind)`` publishes)."""
+    trained = {
+        kind: fit_autoencoder(
+            images, absorbance, kind=kind, epochs=epochs, regressor_epochs=regressor_epochs,
+            seed=seed,
+        )
+        for kind in ("vae", "ae")
+    }  # fmt: skip
+    trained["colour"] = fit_colour(images, absorbance, seed=seed)
+    for t in trained.values():
+        save(t, out)
+    return trained

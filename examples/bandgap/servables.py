@@ -3,8 +3,8 @@
 Each model servable is the trained torch module of ``models.py`` (``describe_torch``: weights +
 ``models.py`` + class + keyword arguments) in an environment of torch and numpy, declared
 ``fold_rows`` (a row's answer does not depend on the others), so a batch of many one-image
-calls is one forward pass. Inputs are images ``(n, 16, 16, 3)`` float32 sRGB 0–255 (send the
-simulator's uint8 images as float32 arrays, ``binary=True``).
+calls is one forward pass. Inputs are images ``(n, 16, 16, 3)``, sRGB values 0–255: the
+simulator's uint8 arrays as they are (the servable casts to float32), sent with ``binary=True``.
 
 - ``bandgap_vae_encoder``: images (n, 16, 16, 3) → VAE latent means (n, 8);
 - ``bandgap_vae``, ``bandgap_ae``, ``bandgap_colour``: images → absorbance (n, 101), 300–800 nm;

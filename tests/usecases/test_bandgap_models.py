@@ -79,12 +79,18 @@ def test_gaps_servable_functions(data) -> None:
 
 def test_evaluation_holds_out_a_region(tmp_path: Path, capsys) -> None:
     args = ["--n", "1500", "--epochs", "2", "--regressor-epochs", "3", "--out", str(tmp_path)]
+    args += ["--hold-out", "Ce"]
     result = evaluate.main([*args, "--docs", str(tmp_path / "docs")])
     out = capsys.readouterr().out
     assert "| VAE → spectrum → Tauc |" in out and "training-set mean gap" in out
     saved = json.loads((tmp_path / "evaluation.json").read_text())
     assert saved["n_train"] + saved["n_test"] == 1500
-    assert np.all(result["_test"]["composition"][:, 0] >= evaluate.HOLDOUT_BI)
+    assert np.all(result["_test"]["composition"][:, 3] >= evaluate.HOLDOUT_BI)  # the CeO2 corner
+    assert saved["held_out"] == "x_Ce >= 0.5"
+    # Part of the corner's gaps lie above every training gap: the extrapolation column.
+    assert saved["n_test_beyond_train_gaps"] > 0
+    assert saved["test_gap_range_ev"][1] > saved["train_gap_range_ev"][1]
+    assert np.isfinite(saved["rows"]["VAE → spectrum → Tauc"]["mae_beyond_ev"])
     rows = saved["rows"]
     assert set(rows) >= {
         "VAE → spectrum → Tauc",

@@ -104,7 +104,10 @@ def test_encoder_models_and_pipeline_answer_as_in_process(hub: Hub, trained: Pat
 
         # The pipeline: image → spectrum → Tauc gap, as in-process.
         local_gaps = bandgap.gaps(models.predict(vae.model, images))
-        answer = np.asarray(client.run(f"alice/{servables.PIPELINE}", images, binary=True))
+        # The simulator's uint8 images go as they are (the torch servable casts to float32).
+        raw = test["image"]
+        assert raw.dtype == np.uint8
+        answer = np.asarray(client.run(f"alice/{servables.PIPELINE}", raw, binary=True))
         assert answer.shape == (40,)
         assert np.allclose(answer, local_gaps, atol=1e-3)
         assert np.all((answer > 1.0) & (answer < 4.5))
