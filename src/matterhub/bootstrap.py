@@ -20,7 +20,7 @@ from matterhub.catalog.accounts import AccountService
 from matterhub.catalog.sessions import SessionService
 from matterhub.connect.collectors import CollectorContext, load_collectors
 from matterhub.connect.dispatch import load_dispatchers
-from matterhub.connect.extractors.registry import run_extractors
+from matterhub.connect.extractors.registry import iter_extractors
 from matterhub.connect.notify import EmailNotifier, Notifier, WebhookNotifier
 from matterhub.connect.service import ConnectService
 from matterhub.core.errors import InvalidInput
@@ -273,10 +273,10 @@ def restrict_file_modes() -> None:
 def _extract(settings: Settings) -> Callable[..., Any]:
     """Connect's extraction: on warm local processes, or as Ray tasks with a `ray:` executor."""
     if not settings.executor.startswith("ray"):
-        return run_extractors
+        return iter_extractors
     from matterhub.connect.extractors.ray_pool import RayExtractorPool
 
-    return functools.partial(run_extractors, pool=RayExtractorPool(settings.executor))
+    return functools.partial(iter_extractors, pool=RayExtractorPool(settings.executor))
 
 
 def open_sandbox(settings: Settings) -> Sandbox:

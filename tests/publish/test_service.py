@@ -415,6 +415,10 @@ def test_many_local_files_at_once(
         )
     with pytest.raises(Conflict):
         repo.put_local_files(alice, v.source_id, [("e.txt", source / "a.txt")] * 2)
+    with pytest.raises(Conflict, match="sub"):  # a file where recorded files have their folder
+        repo.put_local_files(alice, v.source_id, [("sub", source / "a.txt")])
+    with pytest.raises(Conflict):  # a path recorded already
+        repo.put_local_files(alice, v.source_id, [("sub/b.txt", source / "a.txt")])
     assert sorted(e.path for e in repo.manifest(alice, v.source_id)) == sorted(files)
 
     # Clearing empties the draft; the published version keeps its bytes even after the

@@ -409,7 +409,7 @@ def test_mapping_lists_fields_with_types(loaded: Services) -> None:
 
 def test_fractional_upper_bounds_over_integral_values(hub: Services) -> None:
     # tantivy stores 2.0 as an integer; a fractional upper bound on such a column used to panic.
-    values = [2.0, 3.5, 1.25, -2, 2.5, 7, 1, 3]
+    values = [2.0, 3.5, 1.25, -2, 2.5, 7, 1, 3, 0, 0.0]
     ingest(
         hub,
         [
@@ -428,6 +428,12 @@ def test_fractional_upper_bounds_over_integral_values(hub: Services) -> None:
         "x:[1.5 TO 3}": lambda v: 1.5 <= v < 3,
         "x:[1.5 TO 3]": lambda v: 1.5 <= v <= 3,
         "x:{-2 TO 1.25}": lambda v: -2 < v < 1.25,
+        # A bound of 0 moves to ±5e-324, which must be written without an exponent.
+        "x:[0 TO 2.5]": lambda v: 0 <= v <= 2.5,
+        "x:{0 TO 2.5]": lambda v: 0 < v <= 2.5,
+        "x:[-2.5 TO 0]": lambda v: -2.5 <= v <= 0,
+        "x:[-2.5 TO 0}": lambda v: -2.5 <= v < 0,
+        "x:[1e20 TO 2.5e20]": lambda v: False,
     }
     for q, keep in cases.items():
         assert search(hub, q, limit=0).total == sum(1 for v in values if keep(v)), q

@@ -18,7 +18,7 @@ from matterhub.connect.collectors.base import Collector, CollectorContext
 from matterhub.connect.collectors.uploads import upload_root
 from matterhub.connect.dispatch import Dispatcher
 from matterhub.connect.documents import status_block
-from matterhub.connect.extractors.registry import run_extractors
+from matterhub.connect.extractors.registry import iter_extractors
 from matterhub.connect.notify import Notice, Notifier, deliver
 from matterhub.core.connect import STEP_NAMES, StepStatus
 from matterhub.core.errors import NotFound
@@ -57,7 +57,7 @@ class ConnectBase:
         dispatchers: Mapping[str, Dispatcher] | None = None,
         organizations: Sequence[Organization] = (),
         notifiers: Sequence[Notifier] = (),
-        extract: Callable[..., Any] = run_extractors,
+        extract: Callable[..., Any] = iter_extractors,
         jobs: JobQueue | None = None,
     ) -> None:
         self._catalog = catalog

@@ -25,6 +25,7 @@ from matterhub.connect.base import ConnectBase, Stop
 from matterhub.connect.collectors.base import over_budget
 from matterhub.connect.dispatch import Dispatch
 from matterhub.connect.extractors.base import DerivedFile, ExtractionContext, StagedFile
+from matterhub.connect.extractors.registry import ExtractionResult
 from matterhub.core.connect import SubmissionRequest, merge_blocks
 from matterhub.core.datasets import parse_source_id
 from matterhub.core.errors import InvalidInput, MatterHubError, StorageError
@@ -177,11 +178,25 @@ class ConnectPipeline(ConnectBase):
         self._step(submission_id, "extracting", "P")
         config = {"previews": True, **request.extraction_config}
         context = ExtractionContext(config=config, index=dict(request.index))
-        result = self._extract(files, context)
-        previews = self._store_derived(source_id, result.derived)
+        extracted = self._extract(files, context)
+        # An extract function may give the whole result or parts of it (`iter_extractors`):
+        # each part's previews are stored and its records written before the next is made.
+        parts = [extracted] if isinstance(extracted, ExtractionResult) else extracted
+        warnings: list[dict[str, str]] = []
+        n_previews = 0
+
+        def pairs() -> Iterator[tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]]:
+            nonlocal n_previews
+            for part in parts:
+                previews = self._store_derived(source_id, part.derived)
+                n_previews += sum(len(v) for v in previews.values())
+                warnings.extend(part.warnings)
+                for record in part.records:
+                    yield record, previews
+
         dropped: list[str] = []
         # Streamed: each record is merged, checked and written before the next is built.
-        merged = self._mdf_records(source_id, request, result.records, previews)
+        merged = self._mdf_records(source_id, request, pairs())
         try:
             count = self._datasets.set_records(
                 SYSTEM_IDENTITY, source_id, _valid_records(merged, dropped)
@@ -189,14 +204,14 @@ class ConnectPipeline(ConnectBase):
         except InvalidInput as exc:
             raise self._fail(submission_id, "extracting", exc.detail) from None
         detail = f"{count} records from {len(files)} files"
-        if previews:
-            detail += f"; {sum(len(v) for v in previews.values())} previews"
+        if n_previews:
+            detail += f"; {n_previews} previews"
         if dropped:
             detail += f"; {len(dropped)} blocks failed the record schema, e.g. {dropped[0]}"
-        if result.warnings:
-            first = result.warnings[0]
-            detail += f"; {len(result.warnings)} warnings, e.g. {first['path']}: {first['message']}"
-        self._step(submission_id, "extracting", "M" if result.warnings or dropped else "S", detail)
+        if warnings:
+            first = warnings[0]
+            detail += f"; {len(warnings)} warnings, e.g. {first['path']}: {first['message']}"
+        self._step(submission_id, "extracting", "M" if warnings or dropped else "S", detail)
 
     def _store_derived(
         self, source_id: str, derived: list[DerivedFile]
@@ -223,15 +238,15 @@ class ConnectPipeline(ConnectBase):
         self,
         source_id: str,
         request: SubmissionRequest,
-        records: list[dict[str, Any]],
-        previews: dict[str, list[dict[str, Any]]],
+        pairs: Iterable[tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]],
     ) -> Iterator[dict[str, Any]]:
+        """Each record (with the previews of its part's files) as the `mdf` record it becomes."""
         name, _major, _minor = parse_source_id(source_id)
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         acl = [str(p) for p in request.mdf.get("acl") or [PUBLIC]]
         base = f"{self._base_url}/api/datasets/{source_id}/files"
         title = _dataset_title(request.dc)
-        for scroll_id, record in enumerate(records, start=1):
+        for scroll_id, (record, previews) in enumerate(pairs, start=1):
             files = []
             for f in record.get("files", []):
                 path = f.get("path") or f["filename"]

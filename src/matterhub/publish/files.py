@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from matterhub.blobs.base import BlobWriter
 from matterhub.catalog.models import DatasetFile, DatasetVersion
@@ -202,31 +203,24 @@ class DatasetFiles(ServiceBase):
         """
         for path, _source in files:
             check_file_path(path)
+        paths = [path for path, _source in files]
         with self._catalog.transaction() as session:
             ds, ver = self._load(session, identity, sid, "manage")
             self._require_draft(ver)
             folder = f"{self._folder(ds.source_name, ver.major, ver.minor)}/files"
             version_id = ver.id
-            existing = set(
-                session.scalars(
-                    select(DatasetFile.path).where(DatasetFile.version_id == version_id)
-                ).all()
-            )
-        _check_tree([*existing, *(path for path, _source in files)])
+            # Only the recorded paths this batch can clash with (the same paths, their parent
+            # folders as files, files under them as folders): the cost is the batch's, not the
+            # draft's, so a draft filled in batches takes linear time and flat memory.
+            existing = _clashing_paths(session, version_id, paths)
+        _check_tree([*existing, *paths])
         infos = self._blobs.put_files([(f"{folder}/{path}", source) for path, source in files])
         try:
             with self._catalog.transaction() as session:
                 self._claim_draft(session, version_id)
-                rows = {
-                    r.path: r
-                    for r in session.scalars(
-                        select(DatasetFile).where(DatasetFile.version_id == version_id)
-                    )
-                }
                 for (path, _source), info in zip(files, infos, strict=True):
-                    row = rows.get(path) or DatasetFile(version_id=version_id, path=path)
-                    if path not in rows:
-                        session.add(row)
+                    row = DatasetFile(version_id=version_id, path=path)  # new: none clashed
+                    session.add(row)
                     assert info.sha512 is not None  # put_files always hashes
                     row.blob_key, row.size, row.sha512 = info.key, info.size, info.sha512
                     row.mime_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
@@ -295,6 +289,41 @@ class DatasetFiles(ServiceBase):
 
         self._blobs.put(key, lines())
         return count
+
+
+_IN_CHUNK = 500  # SQL parameters per IN (...) list
+
+
+def _clashing_paths(session: Session, version_id: str, paths: Sequence[str]) -> set[str]:
+    """Recorded paths of a version that are one of `paths`, a parent folder of one (as a file)
+    or under one (so it would be a folder): what `_check_tree` needs to see for this batch."""
+    wanted = set(paths)
+    for path in paths:
+        parts = path.split("/")
+        wanted.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    found: set[str] = set()
+    ordered = sorted(wanted)
+    for start in range(0, len(ordered), _IN_CHUNK):
+        chunk = ordered[start : start + _IN_CHUNK]
+        found.update(
+            session.scalars(
+                select(DatasetFile.path).where(
+                    DatasetFile.version_id == version_id, DatasetFile.path.in_(chunk)
+                )
+            )
+        )
+    binary = session.get_bind().dialect.name == "sqlite"  # TEXT compares by code point there
+    for path in set(paths):
+        under: ColumnElement[bool]
+        if binary:  # '/' is followed by '0': [path/, path0) are the paths under it (indexed)
+            under = (DatasetFile.path >= path + "/") & (DatasetFile.path < path + "0")
+        else:  # LIKE 'path/%', whatever the column's collation
+            under = DatasetFile.path.startswith(path + "/", autoescape=True)
+        below = session.scalars(
+            select(DatasetFile.path).where(DatasetFile.version_id == version_id, under).limit(5)
+        ).all()
+        found.update(b for b in below if b.startswith(path + "/"))
+    return found
 
 
 def _check_tree(paths: Iterable[str]) -> None:

@@ -7,6 +7,7 @@ Index layout this relies on (built in `tantivy.py`):
 
 from __future__ import annotations
 
+import decimal
 import fnmatch
 import math
 import re
@@ -203,13 +204,13 @@ class Translator:
                 # to the adjacent double with the inclusivity flipped, which selects exactly the
                 # same values: x >= 1 is x > 0.9999999999999999.
                 if low_whole:
-                    low = repr(
+                    low = _positional(
                         math.nextafter(float(low), -math.inf if node.include_low else math.inf)
                     )
                     node = qt.Range(path, low, high, not node.include_low, node.include_high)
                 else:
                     up = math.inf if node.include_high else -math.inf
-                    high = repr(math.nextafter(float(high), up))
+                    high = _positional(math.nextafter(float(high), up))
                     node = qt.Range(path, low, high, node.include_low, not node.include_high)
         return self._parsed_range(path, low, high, node)
 
@@ -303,6 +304,13 @@ def _as_timestamp(bound: str | None) -> str | None:
     if bound is None or not _DATE_ONLY.match(bound):
         return bound
     return f"{bound}T00:00:00Z"
+
+
+def _positional(value: float) -> str:
+    """A finite double written without an exponent (tantivy's query grammar has none): the
+    shortest digits that read back as the same double, e.g. -5e-324 → "-0.000…0005"."""
+    text = format(decimal.Decimal(repr(value)), "f")
+    return text if "." in text else text + ".0"
 
 
 def _safe_bound(bound: str) -> bool:

@@ -14,6 +14,7 @@ from matterhub.connect.extractors import (
     Extractor,
     FileGroup,
     StagedFile,
+    iter_extractors,
     load_extractors,
     run_extractors,
 )
@@ -234,3 +235,46 @@ def test_each_extractor_cites_the_libraries_it_uses() -> None:
     assert keys["tabular"] == {"openpyxl", "pyyaml"}
     assert keys["tdb"] == {"otis2017pycalphad"}
     assert keys["generic"] == keys["filename"] == set()  # the standard library only
+
+
+class CountingPool:
+    """A real pool that remembers how many extractor calls it was given so far."""
+
+    def __init__(self, pool: ExtractorPool) -> None:
+        self.pool = pool
+        self.calls = 0
+
+    def run(self, tasks: Any) -> Any:
+        self.calls += len(tasks)
+        return self.pool.run(tasks)
+
+
+def test_iter_extractors_streams_parts_and_agrees_with_run_extractors(
+    tmp_path: Path, pool: ExtractorPool
+) -> None:
+    for i in range(7):  # seven folders, each one record: a mapped JSON file and a text note
+        folder = tmp_path / f"s{i}"
+        folder.mkdir()
+        (folder / "facts.json").write_text(f'{{"gap": {1.0 + i / 10}}}')
+        (folder / "note.txt").write_text(f"sample {i}\n")
+    files = [
+        StagedFile(p, p.relative_to(tmp_path).as_posix(), p.stat().st_size)
+        for p in sorted(tmp_path.rglob("*"))
+        if p.is_file()
+    ]
+    context = ExtractionContext(
+        config={"group_by_dir": True, "extractors": ["generic", "tabular"]},
+        index={"json": {"mapping": {"custom.gap": "gap"}}},
+    )
+    counting = CountingPool(pool)
+    parts = iter_extractors(files, context, pool=counting, chunk=3)
+    assert counting.calls == 0  # nothing runs before a part is asked for
+    first = next(parts)
+    assert counting.calls == 3  # one JSON per folder, three folders: only the first part's
+    assert [r["custom"]["gap"] for r in first.records] == [1.0, 1.1, 1.2]
+    rest = list(parts)
+    assert [len(p.records) for p in rest] == [3, 1] and counting.calls == 7
+    streamed = first.records + [r for p in rest for r in p.records]
+    assert streamed == run_extractors(files, context, pool=pool).records
+    assert {f["path"] for f in streamed[6]["files"]} == {"s6/facts.json", "s6/note.txt"}
+    assert rest[-1].citations and "tabular" in rest[-1].citations

@@ -8,7 +8,12 @@ from matterhub.connect.extractors.base import (
     FileGroup,
     StagedFile,
 )
-from matterhub.connect.extractors.registry import ExtractionResult, load_extractors, run_extractors
+from matterhub.connect.extractors.registry import (
+    ExtractionResult,
+    iter_extractors,
+    load_extractors,
+    run_extractors,
+)
 
 __all__ = [
     "DerivedFile",
@@ -18,6 +23,7 @@ __all__ = [
     "ExtractorUnavailable",
     "FileGroup",
     "StagedFile",
+    "iter_extractors",
     "load_extractors",
     "run_extractors",
 ]

@@ -31,9 +31,10 @@ Record = dict[str, Any]
 WARNINGS_KEY = "_warnings"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StagedFile:
-    """A file on local disk; `relpath` is its POSIX path inside the dataset."""
+    """A file on local disk; `relpath` is its POSIX path inside the dataset (slots: a submission
+    holds one per file, 361,804 of them in the band-gap use case)."""
 
     path: Path
     relpath: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -23,9 +23,18 @@ from matterhub.connect.extractors.generic import GenericExtractor
 from matterhub.connect.extractors.pool import ExtractorPool, Outcome, Task, default_pool
 from matterhub.core.errors import InvalidInput
 
-__all__ = ["ENTRY_POINT_GROUP", "ExtractionResult", "load_extractors", "run_extractors"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "GROUPS_PER_PART",
+    "ExtractionResult",
+    "iter_extractors",
+    "load_extractors",
+    "run_extractors",
+]
 
 ENTRY_POINT_GROUP = "matterhub.extractors"
+# Record groups extracted, merged and handed on at a time (`iter_extractors`).
+GROUPS_PER_PART = 2000
 log = logging.getLogger(__name__)
 
 
@@ -125,64 +134,102 @@ def run_extractors(
 ) -> ExtractionResult:
     """Group the files, run every applicable extractor under the time limit and merge per group.
 
-    Never raises for a bad file or a broken plugin: those become `warnings` entries.
+    Never raises for a bad file or a broken plugin: those become `warnings` entries. All the
+    results at once; `iter_extractors` gives them in parts (what Connect's pipeline uses).
     """
+    result = ExtractionResult()
+    for part in iter_extractors(files, context, extractors=extractors, pool=pool):
+        result.records.extend(part.records)
+        result.warnings.extend(part.warnings)
+        result.derived.extend(part.derived)
+        result.citations = part.citations
+    return result
+
+
+def iter_extractors(
+    files: Sequence[StagedFile],
+    context: ExtractionContext,
+    *,
+    extractors: Sequence[Extractor] | None = None,
+    pool: ExtractorPool | None = None,
+    chunk: int = GROUPS_PER_PART,
+) -> Iterator[ExtractionResult]:
+    """`run_extractors` in parts of at most `chunk` record groups, in order: each part holds the
+    records, warnings and derived files of its groups (the citations so far), and its extractor
+    calls run only when the part is asked for, so memory stays flat in the number of files.
+    The first part also carries the warnings of grouping."""
     if extractors is None:
         extractors = load_extractors(context.config.get("extractors"))
     generic = next((e for e in extractors if isinstance(e, GenericExtractor)), GenericExtractor())
     science = [e for e in extractors if not isinstance(e, GenericExtractor)]
-    result = ExtractionResult()
     by_path = {f.relpath: f for f in files}
-    tasks, members, result.warnings = _plan(files, science, context)
+    tasks, members, first_warnings = _plan(files, science, context)
     if pool is None:
         pool = default_pool(str(context.config.get("isolation", "process")))
-    outcomes = pool.run(tasks)
-
     root_of = {path: root for root, paths in members.items() for path in paths}
-    per_root: dict[str, list[Outcome]] = defaultdict(list)
-    for outcome in outcomes:
-        per_root[root_of[outcome.task.group.files[0].relpath]].append(outcome)
+    tasks_of: dict[str, list[Task]] = defaultdict(list)
+    for task in tasks:
+        tasks_of[root_of[task.group.files[0].relpath]].append(task)
+    del tasks, root_of
     used: dict[str, Extractor] = {}
-    for root, paths in members.items():
-        try:
-            infos = generic.extract_files([by_path[p] for p in sorted(paths)])
-        except OSError as exc:
-            result.warnings.append({"path": root, "extractor": "generic", "message": str(exc)})
-            infos = [
-                {"filename": by_path[p].name, "path": p, "data_type": "unreadable"} for p in paths
-            ]
-        base: Record = {}
-        lists: list[list[Record]] = []
-        ordered = sorted(per_root.get(root, []), key=lambda o: o.task.extractor.priority)
-        for outcome in ordered:
-            task = outcome.task
-            if outcome.error is not None:
-                result.warnings.append(
-                    {
-                        "path": task.group.key,
-                        "extractor": task.extractor.name,
-                        "message": outcome.error,
-                    }
-                )
-                continue
-            used[task.extractor.name] = task.extractor
-            seen = {(d.source, d.name) for d in result.derived}
-            result.derived.extend(d for d in outcome.derived if (d.source, d.name) not in seen)
-            value = outcome.result
-            notes = list(outcome.notes)
-            if isinstance(value, dict) and WARNINGS_KEY in value:
-                value = dict(value)
-                notes = list(value.pop(WARNINGS_KEY) or []) + notes
-            name = task.extractor.name
-            for message in notes:
-                result.warnings.append(
-                    {"path": task.group.key, "extractor": name, "message": str(message)}
-                )
-            value = clean(value)
-            if isinstance(value, list):
-                lists.append([v for v in value if isinstance(v, dict)])
-            elif isinstance(value, dict):
-                base = dict_merge(base, value)
-        result.records.extend(_records(base, lists, infos))
-    result.citations = {name: ext.citations() for name, ext in sorted(used.items())}
-    return result
+    roots = list(members)
+    for start in range(0, max(len(roots), 1), max(chunk, 1)):
+        part = ExtractionResult(warnings=first_warnings if start == 0 else [])
+        batch = roots[start : start + chunk]
+        owners = [(root, t) for root in batch for t in tasks_of.pop(root, [])]
+        outcomes = pool.run([t for _root, t in owners])
+        per_root: dict[str, list[Outcome]] = defaultdict(list)
+        for (root, _task), outcome in zip(owners, outcomes, strict=True):
+            per_root[root].append(outcome)
+        del owners, outcomes
+        for root in batch:
+            _merge_group(
+                root, members.pop(root), per_root.pop(root, []), by_path, generic, part, used
+            )
+        part.citations = {name: ext.citations() for name, ext in sorted(used.items())}
+        yield part
+
+
+def _merge_group(
+    root: str,
+    paths: list[str],
+    outcomes: list[Outcome],
+    by_path: dict[str, StagedFile],
+    generic: GenericExtractor,
+    result: ExtractionResult,
+    used: dict[str, Extractor],
+) -> None:
+    """One record group's outcomes merged into its records (added to `result`)."""
+    try:
+        infos = generic.extract_files([by_path[p] for p in sorted(paths)])
+    except OSError as exc:
+        result.warnings.append({"path": root, "extractor": "generic", "message": str(exc)})
+        infos = [{"filename": by_path[p].name, "path": p, "data_type": "unreadable"} for p in paths]
+    base: Record = {}
+    lists: list[list[Record]] = []
+    for outcome in sorted(outcomes, key=lambda o: o.task.extractor.priority):
+        task = outcome.task
+        if outcome.error is not None:
+            result.warnings.append(
+                {"path": task.group.key, "extractor": task.extractor.name, "message": outcome.error}
+            )
+            continue
+        used[task.extractor.name] = task.extractor
+        seen = {(d.source, d.name) for d in result.derived}
+        result.derived.extend(d for d in outcome.derived if (d.source, d.name) not in seen)
+        value = outcome.result
+        notes = list(outcome.notes)
+        if isinstance(value, dict) and WARNINGS_KEY in value:
+            value = dict(value)
+            notes = list(value.pop(WARNINGS_KEY) or []) + notes
+        name = task.extractor.name
+        for message in notes:
+            result.warnings.append(
+                {"path": task.group.key, "extractor": name, "message": str(message)}
+            )
+        value = clean(value)
+        if isinstance(value, list):
+            lists.append([v for v in value if isinstance(v, dict)])
+        elif isinstance(value, dict):
+            base = dict_merge(base, value)
+    result.records.extend(_records(base, lists, infos))
