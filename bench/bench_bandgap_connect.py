@@ -52,15 +52,11 @@ def rss_mib() -> float:
 
 def one_run(count: int) -> dict[str, Any]:
     """Runs in its own process: build a hub, submit the folder, wait until searchable."""
-    from bench.bench_connect import baseline
+    from bench.bench_connect import baseline, bench_hub, submit_until_searchable
     from examples.bandgap import dataset
     from examples.bandgap.simulate import ELEMENTS
 
-    from matterhub.bootstrap import build_services
     from matterhub.core.connect import SubmissionRequest
-    from matterhub.core.identity import ANONYMOUS, SYSTEM_IDENTITY
-    from matterhub.core.search import GSearchRequest
-    from matterhub.settings import Settings
 
     elements = list(ELEMENTS)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
@@ -68,12 +64,7 @@ def one_run(count: int) -> dict[str, Any]:
         source = work / "films"
         write_s = make_files(source, count)
         floor = baseline(source, work / "floor")
-        services = build_services(Settings(data_dir=work / "hub", connect_allowed_roots=[source]))
-        services.start()
-        services.accounts.create_user(SYSTEM_IDENTITY, "bench")
-        who = services.accounts.authenticate(
-            services.accounts.create_token(SYSTEM_IDENTITY, "bench").token
-        )
+        services, who = bench_hub(work, source)
         request = SubmissionRequest.model_validate(
             {
                 "dc": {
@@ -99,16 +90,11 @@ def one_run(count: int) -> dict[str, Any]:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        start = time.perf_counter()
-        sid = services.connect.submit(who, request)["source_id"]
-        status = services.connect.wait(sid, timeout=6 * 3600)
-        q = GSearchRequest(q=f'mdf.source_id:"{sid}"', advanced=True, limit=0)
-        while services.search.search(ANONYMOUS, "mdf", q).total < count + 1:
-            time.sleep(0.05)
-        total = time.perf_counter() - start
-        done.set()
-        sampler.join()
-        assert status["status"]["state"] == "succeeded", status["display_status"]
+        try:
+            total, status = submit_until_searchable(services, who, request, count, 6 * 3600)
+        finally:
+            done.set()
+            sampler.join()
         steps = {s["step"]: s for s in status["status"]["status_list"]}
         timings = services.connect.last_timings
         services.close()

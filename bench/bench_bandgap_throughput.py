@@ -27,10 +27,8 @@ bench/results/bandgap_throughput.json. Never run by the test suite.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -44,7 +42,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 from bench_cdi_throughput import check, summary  # noqa: E402
-from bench_delta_throughput import start_hub, through_hub, timed  # noqa: E402
+from bench_delta_throughput import (  # noqa: E402
+    save_results,
+    start_hub,
+    stop_hub,
+    through_hub,
+    timed,
+)
 
 NAME = "bandgap_vae_encoder"
 REF = f"alice/{NAME}"
@@ -147,12 +151,9 @@ def main() -> None:
             results["modes"][mode] = summary(times[mode], n)
     finally:
         client.close()
-        os.killpg(hub.pid, signal.SIGINT)
-        hub.wait(30)
+        stop_hub(hub)
     report(results)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "bandgap_throughput.json").write_text(json.dumps(results, indent=2))
+    save_results("bandgap_throughput", results)
     shutil.rmtree(work, ignore_errors=True)
 
 

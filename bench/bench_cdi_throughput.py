@@ -45,10 +45,8 @@ provenance), and writes bench/results/cdi_throughput.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -63,7 +61,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
-from bench_delta_throughput import start_hub, through_hub, timed  # noqa: E402
+from bench_delta_throughput import (  # noqa: E402
+    save_results,
+    start_hub,
+    stop_hub,
+    through_hub,
+    timed,
+)
 
 CNN, SINGLE, PR = "alice/cdi_structure", "alice/cdi_structure_single", "alice/cdi_phase_retrieval"
 
@@ -251,12 +255,9 @@ def main() -> None:
         }
     finally:
         client.close()
-        os.killpg(hub.pid, signal.SIGINT)
-        hub.wait(30)
+        stop_hub(hub)
     report(results)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "cdi_throughput.json").write_text(json.dumps(results, indent=2))
+    save_results("cdi_throughput", results)
     shutil.rmtree(work, ignore_errors=True)
 
 

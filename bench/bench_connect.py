@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -66,25 +67,49 @@ def baseline(source: Path, dest: Path) -> float:
     return time.perf_counter() - start
 
 
+def bench_hub(work: Path, source: Path) -> tuple[Any, Any]:
+    """An embedded hub in `work` allowed to collect `source`, started, and its user `bench`:
+    `(services, identity)`."""
+    from matterhub.bootstrap import build_services
+    from matterhub.core.identity import SYSTEM_IDENTITY
+    from matterhub.settings import Settings
+
+    services = build_services(Settings(data_dir=work / "hub", connect_allowed_roots=[source]))
+    services.start()
+    services.accounts.create_user(SYSTEM_IDENTITY, "bench")
+    token = services.accounts.create_token(SYSTEM_IDENTITY, "bench").token
+    return services, services.accounts.authenticate(token)
+
+
+def submit_until_searchable(
+    services: Any, who: Any, request: Any, records: int, timeout: float
+) -> tuple[float, dict[str, Any]]:
+    """Submit, wait for the pipeline, then until `records` + 1 entries (the dataset's and its
+    records) are searchable: `(seconds from submit, final status)`."""
+    from matterhub.core.identity import ANONYMOUS
+    from matterhub.core.search import GSearchRequest
+
+    start = time.perf_counter()
+    sid = services.connect.submit(who, request)["source_id"]
+    status: dict[str, Any] = services.connect.wait(sid, timeout=timeout)
+    q = GSearchRequest(q=f'mdf.source_id:"{sid}"', advanced=True, limit=0)
+    while services.search.search(ANONYMOUS, "mdf", q).total < records + 1:
+        time.sleep(0.01)
+    total = time.perf_counter() - start
+    assert status["status"]["state"] == "succeeded", status["display_status"]
+    return total, status
+
+
 def one_run(count: int) -> dict[str, float]:
     """Runs in its own process: build a hub, submit, wait until searchable."""
-    from matterhub.bootstrap import build_services
     from matterhub.core.connect import SubmissionRequest
-    from matterhub.core.identity import ANONYMOUS, SYSTEM_IDENTITY
-    from matterhub.core.search import GSearchRequest
-    from matterhub.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         source = work / "incoming"
         make_files(source, count)
         floor = baseline(source, work / "floor")
-        services = build_services(Settings(data_dir=work / "hub", connect_allowed_roots=[source]))
-        services.start()
-        services.accounts.create_user(SYSTEM_IDENTITY, "bench")
-        who = services.accounts.authenticate(
-            services.accounts.create_token(SYSTEM_IDENTITY, "bench").token
-        )
+        services, who = bench_hub(work, source)
         request = SubmissionRequest.model_validate(
             {
                 "dc": {
@@ -95,14 +120,7 @@ def one_run(count: int) -> dict[str, float]:
                 "extraction_config": {"extractors": ["generic"], "previews": False},
             }
         )
-        start = time.perf_counter()
-        sid = services.connect.submit(who, request)["source_id"]
-        status = services.connect.wait(sid, timeout=3600)
-        q = GSearchRequest(q=f'mdf.source_id:"{sid}"', advanced=True, limit=0)
-        while services.search.search(ANONYMOUS, "mdf", q).total < count + 1:
-            time.sleep(0.01)
-        total = time.perf_counter() - start
-        assert status["status"]["state"] == "succeeded", status["display_status"]
+        total, status = submit_until_searchable(services, who, request, count, 3600)
         steps = {s["step"]: s for s in status["status"]["status_list"]}
         timings = services.connect.last_timings
         services.close()

@@ -258,6 +258,21 @@ def publish(client: Any, folder: Path, example: dict[str, Any], expected: float)
 # timing ------------------------------------------------------------------------------------------
 
 
+def stop_hub(hub: subprocess.Popen[bytes]) -> None:
+    """End a hub `start_hub` started (its whole process group, as Ctrl-C would)."""
+    os.killpg(hub.pid, signal.SIGINT)
+    hub.wait(30)
+
+
+def save_results(name: str, results: dict[str, Any]) -> Path:
+    """Write a bench's results as `bench/results/<name>.json`; returns the path."""
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(results, indent=2))
+    return path
+
+
 def through_hub(
     client: Any, name: str, inputs: list[Any], timeout: float = 600, binary: bool = False
 ) -> list[Any]:
@@ -338,12 +353,9 @@ def main() -> None:
             results["points"].append(measure(client, folder, point, args, delta_atomization))
     finally:
         client.close()
-        os.killpg(hub.pid, signal.SIGINT)
-        hub.wait(30)
+        stop_hub(hub)
     report(results)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "delta_throughput.json").write_text(json.dumps(results, indent=2))
+    save_results("delta_throughput", results)
     figure(results, args.figure)
     shutil.rmtree(work, ignore_errors=True)
 
