@@ -16,14 +16,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["CachedResult", "ResultCache", "canonical", "digest", "memo_key"]
-
-_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
-
-
-def canonical(value: Any) -> bytes:
-    """Canonical JSON bytes: sorted keys, no whitespace (tuples as lists)."""
-    return orjson.dumps(value, option=_OPTIONS)
+__all__ = ["CachedResult", "ResultCache", "digest", "measure", "memo_key"]
 
 
 def digest(value: Any) -> str:
@@ -33,22 +26,31 @@ def digest(value: Any) -> str:
     text: hashing a 32×32 image that way is ~50 times faster), so an array and the same
     numbers as lists hash differently, and equal arrays equally.
     """
-    text = orjson.dumps(value, default=_array_digest, option=orjson.OPT_SORT_KEYS)
-    return "sha256:" + hashlib.sha256(text).hexdigest()
+    return measure(value)[0]
 
 
-def _array_digest(value: Any) -> Any:
-    dtype = getattr(value, "dtype", None)
-    if dtype is None or not hasattr(value, "tobytes"):
-        raise TypeError(f"{type(value).__name__} is not JSON serializable")
-    if getattr(value, "ndim", 0) == 0 or dtype.kind not in "biufc":
-        return value.tolist()
-    found = hashlib.sha256()
-    if value.size:
-        contiguous = value.flags.c_contiguous
-        found.update(memoryview(value).cast("B") if contiguous else value.tobytes())
-    shape = list(value.shape)
-    return {"__ndarray__": {"dtype": dtype.str, "shape": shape, "sha256": found.hexdigest()}}
+def measure(value: Any) -> tuple[str, int]:
+    """`(digest(value), its size in bytes)` in one pass: the canonical JSON's length, an array
+    counted by its bytes (what the result cache's byte bound weighs)."""
+    arrays = 0
+
+    def array_digest(item: Any) -> Any:
+        nonlocal arrays
+        dtype = getattr(item, "dtype", None)
+        if dtype is None or not hasattr(item, "tobytes"):
+            raise TypeError(f"{type(item).__name__} is not JSON serializable")
+        if getattr(item, "ndim", 0) == 0 or dtype.kind not in "biufc":
+            return item.tolist()
+        found = hashlib.sha256()
+        if item.size:
+            contiguous = item.flags.c_contiguous
+            found.update(memoryview(item).cast("B") if contiguous else item.tobytes())
+        arrays += item.nbytes
+        shape = list(item.shape)
+        return {"__ndarray__": {"dtype": dtype.str, "shape": shape, "sha256": found.hexdigest()}}
+
+    text = orjson.dumps(value, default=array_digest, option=orjson.OPT_SORT_KEYS)
+    return "sha256:" + hashlib.sha256(text).hexdigest(), len(text) + arrays
 
 
 def memo_key(version_id: str, input_hash: str, parameters_hash: str) -> str:

@@ -22,7 +22,7 @@ from matterhub.core.errors import ExecutorError, InvalidInput
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 from matterhub.core.servables import is_pipeline
 from matterhub.core.types import validate
-from matterhub.hub.cache import ResultCache, canonical, digest, memo_key
+from matterhub.hub.cache import ResultCache, digest, measure, memo_key
 from matterhub.hub.inputs import InputFiles, has_files
 from matterhub.hub.runtime.autoscale import ScalingDefaults
 from matterhub.hub.runtime.base import Call, CallResult, Executor, WorkerSpec, in_thread
@@ -356,9 +356,9 @@ class RunService:
     ) -> None:
         """Fill in the outcomes of the calls that ran (memoizing and recording provenance)."""
         for i, result in zip(todo, results, strict=True):
-            outcomes[i] = self._finish(target, ids[i], calls[i], hashes[i], result, caller)
+            outcomes[i], output_hash = self._finish(target, ids[i], hashes[i], result)
             self._provenance(
-                outcomes[i], target, calls[i], hashes[i], None, caller, started, result
+                outcomes[i], target, calls[i], hashes[i], output_hash, caller, started, result
             )
 
     def _results(self, target: Target, calls: list[Call], debug: bool) -> list[CallResult]:
@@ -371,29 +371,27 @@ class RunService:
             return [failure for _ in calls]
 
     def _finish(
-        self,
-        target: Target,
-        task_id: str,
-        call: Call,
-        hashes: dict[str, Any],
-        result: CallResult,
-        caller: dict[str, Any],
-    ) -> RunOutcome:
+        self, target: Target, task_id: str, hashes: dict[str, Any], result: CallResult
+    ) -> tuple[RunOutcome, str | None]:
+        """The outcome of a call that ran, memoized; and its output hash when one was made
+        (provenance then takes it rather than hashing the output again)."""
         if not result.ok:
             error = {"type": result.error_type or "Error", "message": result.error or ""}
             if result.traceback:
                 error["traceback"] = result.traceback
-            return RunOutcome(
+            failed = RunOutcome(
                 task_id, False, None, error, stdout=result.stdout, stderr=result.stderr
             )
+            return failed, None
         outcome = RunOutcome(
             task_id, True, result.output, stdout=result.stdout, stderr=result.stderr
         )
-        if target.memoize:
-            body = canonical(result.output)
-            key = memo_key(target.memo_id, hashes["input_hash"], hashes["parameters_hash"])
-            self.cache.put(key, result.output, digest(result.output), len(body), task_id)
-        return outcome
+        if not target.memoize:
+            return outcome, None
+        output_hash, size = measure(result.output)
+        key = memo_key(target.memo_id, hashes["input_hash"], hashes["parameters_hash"])
+        self.cache.put(key, result.output, output_hash, size, task_id)
+        return outcome, output_hash
 
     def _provenance(
         self,
