@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -292,6 +292,7 @@ class DatasetFiles(ServiceBase):
 
 
 _IN_CHUNK = 500  # SQL parameters per IN (...) list
+_UNDER_CHUNK = 200  # paths per OR of "under this folder" ranges (two parameters each)
 
 
 def _clashing_paths(session: Session, version_id: str, paths: Sequence[str]) -> set[str]:
@@ -313,16 +314,23 @@ def _clashing_paths(session: Session, version_id: str, paths: Sequence[str]) -> 
             )
         )
     binary = session.get_bind().dialect.name == "sqlite"  # TEXT compares by code point there
-    for path in set(paths):
-        under: ColumnElement[bool]
+
+    def under(path: str) -> ColumnElement[bool]:
         if binary:  # '/' is followed by '0': [path/, path0) are the paths under it (indexed)
-            under = (DatasetFile.path >= path + "/") & (DatasetFile.path < path + "0")
-        else:  # LIKE 'path/%', whatever the column's collation
-            under = DatasetFile.path.startswith(path + "/", autoescape=True)
+            return (DatasetFile.path >= path + "/") & (DatasetFile.path < path + "0")
+        return DatasetFile.path.startswith(path + "/", autoescape=True)  # any collation
+
+    # One query per chunk of the batch's paths (an OR of their ranges), not one per path: a
+    # clash is an error, so a few of its paths are enough to name it.
+    distinct = sorted(set(paths))
+    for start in range(0, len(distinct), _UNDER_CHUNK):
+        chunk = distinct[start : start + _UNDER_CHUNK]
         below = session.scalars(
-            select(DatasetFile.path).where(DatasetFile.version_id == version_id, under).limit(5)
+            select(DatasetFile.path)
+            .where(DatasetFile.version_id == version_id, or_(*(under(p) for p in chunk)))
+            .limit(5)
         ).all()
-        found.update(b for b in below if b.startswith(path + "/"))
+        found.update(b for b in below if any(b.startswith(p + "/") for p in chunk))
     return found
 
 
