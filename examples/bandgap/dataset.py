@@ -38,11 +38,13 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ARCHIVE_BYTES",
     "BATCH",
     "EXTRACTION",
     "MAPPING",
     "UNITS",
     "VALENCE",
+    "archives",
     "facts",
     "formula",
     "mapping",
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 BATCH = 1000  # sample folders per batch folder
+ARCHIVE_BYTES = 30 * 1024 * 1024  # files per zip at most (`archives`): one upload request each
 # Nominal cation valences (for the O count of the formula only; stated, not fitted).
 VALENCE = {
     "Al": 3, "Bi": 3, "Ca": 2, "Ce": 4, "Co": 2, "Cr": 3, "Cu": 2, "Fe": 3, "Ga": 3, "Gd": 3,
@@ -162,21 +165,40 @@ def read(root: Path) -> Iterator[tuple[str, np.ndarray, dict[str, Any]]]:
         yield spectrum.parent.name, image, json.loads(spectrum.read_text())
 
 
-def archive(root: Path, dest: Path) -> Path:
-    """`root`'s sample folders as one zip (an upload request takes at most 1,000 files; Connect
-    unpacks archives). PNGs are stored as they are, the JSON files deflated (level 1)."""
+def archives(root: Path, folder: Path, *, part_bytes: int = ARCHIVE_BYTES) -> list[Path]:
+    """`root`'s batch folders as zips of whole batches, each about `part_bytes` of files at
+    most (an upload request takes 1,000 files and 64 MiB; the client sends a zip a request, and
+    Connect unpacks them all into one dataset). PNGs are stored as they are, the JSON files
+    deflated (level 1)."""
     import zipfile
 
-    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for path in sorted(root.rglob("*")):
-            if path.is_file():
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = sorted(p for p in root.iterdir() if p.is_dir())
+    out: list[Path] = []
+    zf: zipfile.ZipFile | None = None
+    size = 0
+    try:
+        for sample in samples:
+            files = sorted(p for p in sample.rglob("*") if p.is_file())
+            grows = sum(p.stat().st_size for p in files)
+            if zf is None or (size and size + grows > part_bytes):
+                if zf is not None:
+                    zf.close()
+                out.append(folder / f"{root.name}-{len(out):04d}.zip")
+                zf = zipfile.ZipFile(out[-1], "w", zipfile.ZIP_DEFLATED, compresslevel=1)
+                size = 0
+            for path in files:
                 kind = zipfile.ZIP_STORED if path.suffix == ".png" else zipfile.ZIP_DEFLATED
                 zf.write(path, path.relative_to(root).as_posix(), compress_type=kind)
-    return dest
+            size += grows
+    finally:
+        if zf is not None:
+            zf.close()
+    return out
 
 
 def submission(
-    connect: Any, data_source: str, elements: list[str], *, source_name: str, n: int
+    connect: Any, data_sources: str | list[str], elements: list[str], *, source_name: str, n: int
 ) -> None:
     """Fill a `ConnectClient` with the submission: dc block, the data, the mapping, the config."""
     system = "-".join(elements)
@@ -192,7 +214,8 @@ def submission(
         subjects=["band gap", "optical images", "high-throughput", "metal oxides", "simulation"],
     )
     connect.set_source_name(source_name)
-    connect.add_data_source(data_source)
+    for source in [data_sources] if isinstance(data_sources, str) else data_sources:
+        connect.add_data_source(source)
     connect.add_index("json", mapping(elements), units=units(elements))
     connect.set_extraction_config(dict(EXTRACTION))
     connect.set_custom_block({"generator": "examples/bandgap/simulate.py", "samples": n})

@@ -94,11 +94,13 @@ def write(folder: Path, size: int) -> Path:
 
 
 def submit(client: Client, folder: Path, *, source_name: str, size: int) -> dict[str, Any]:
-    """Zip the sample folders, submit them through Connect (one submission), wait until the
-    records are searchable; the dataset version with `status`."""
-    archive = dataset.archive(folder, folder.with_suffix(".zip"))
+    """Zip the sample folders (a zip per ~30 MiB, one upload request each), submit them through
+    Connect as one submission, wait until the records are searchable; the version with
+    `status`."""
+    zips = dataset.archives(folder, folder.with_name(folder.name + "-zips"))
     connect = ConnectClient(client)
-    dataset.submission(connect, str(archive), ELEMENTS, source_name=source_name, n=size)
+    sources = [str(z) for z in zips]
+    dataset.submission(connect, sources, ELEMENTS, source_name=source_name, n=size)
     return submit_and_wait(client, connect, timeout=6 * 3600)
 
 

@@ -158,7 +158,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         catalog,
         policy,
         index_dir=settings.index_dir,
-        open_backend=TantivyIndex,
+        open_backend=functools.partial(
+            TantivyIndex, heap_bytes=settings.search_writer_heap_mib * 1024 * 1024
+        ),
         query_limits=limits,
     )
     secret = server_secret(settings)

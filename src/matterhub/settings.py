@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     index_dir: Path | None = Field(
         default=None, description="Folder of the search indexes (default <data_dir>/index)."
     )
+    search_writer_heap_mib: int = Field(
+        default=128,
+        ge=32,
+        le=16384,
+        description=(
+            "Memory tantivy's index writer fills before it writes a segment, in MiB (shared by "
+            "its 2 threads): the ceiling of what indexing adds to the server's memory."
+        ),
+    )
     executor: str = Field(
         default="local",
         description=(

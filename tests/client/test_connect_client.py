@@ -15,7 +15,7 @@ from matterhub.bootstrap import Services
 from matterhub.catalog.models import Submission
 from matterhub.client import Client
 from matterhub.client.connect import ConnectClient
-from matterhub.client.uploads import local_files
+from matterhub.client.uploads import PART_BYTES, PART_FILES, in_parts, local_files
 from matterhub.core.identity import SYSTEM_IDENTITY
 from tests.connect.helpers import data_paths
 
@@ -124,6 +124,33 @@ def test_local_files_are_uploaded_with_the_submission(
     assert stored["data_sources"][0].startswith("upload://")
     again = connect.submit_dataset()
     assert again["success"] is False and "update=True" in again["error"]
+
+
+def test_more_than_one_request_of_files_goes_up_in_parts(
+    connect: ConnectClient, running: Services, tmp_path: Path
+) -> None:
+    root = tmp_path / "many"
+    for i in range(PART_FILES + 7):  # one request's worth of files and a few more
+        folder = root / f"f{i // 100:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:05d}.txt").write_text(f"{i}\n")
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(PART_BYTES // 2 + 1))  # two of these never share a request
+    other = tmp_path / "other.bin"
+    other.write_bytes(bytes(PART_BYTES // 2 + 1))
+    parts = in_parts(local_files([root, big, other]))
+    assert [len(p) for p in parts] == [PART_FILES, 8, 1]  # files in order, never split
+    connect.create_dc_block(title="More files than one request takes", authors=["Dora Explorer"])
+    connect.add_data_source([str(root), str(big), str(other)])
+    result = connect.submit_dataset()
+    assert result["success"], result
+    status = running.connect.wait(result["source_id"])
+    assert status["status"]["state"] == "succeeded", status
+    paths = data_paths(running, result["source_id"])
+    assert len(paths) == PART_FILES + 9
+    assert {"many/f00/00000.txt", "many/f10/01006.txt", "big.bin", "other.bin"} <= paths
+    sources = stored_request(running, result["source_id"])["data_sources"]
+    assert len(sources) == 3 and all(s.startswith("upload://") for s in sources)
 
 
 def test_metadata_only_update_uses_the_update_route(

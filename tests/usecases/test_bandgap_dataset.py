@@ -61,10 +61,11 @@ def test_one_submission_gives_one_searchable_record_per_sample(tmp_path: Path) -
     n = 40
     samples = stand_in(n)
     dataset.write(samples, tmp_path / "films")
-    zipped = dataset.archive(tmp_path / "films", tmp_path / "films.zip")
+    zipped = dataset.archives(tmp_path / "films", tmp_path / "zips")
+    assert [z.name for z in zipped] == ["films-0000.zip"]
     with serve(hub_settings(tmp_path / "hub")) as hub, hub.client("alice") as alice:
         connect = ConnectClient(alice)
-        dataset.submission(connect, str(zipped), ELEMENTS, source_name="bandgap_test", n=n)
+        dataset.submission(connect, str(zipped[0]), ELEMENTS, source_name="bandgap_test", n=n)
         version = submit_and_wait(alice, connect, timeout=240)
         sid = version["source_id"]
         assert f"{n} records from {2 * n} files" in json.dumps(version["status"])

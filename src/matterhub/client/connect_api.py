@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from matterhub.client.base import HTTPCore
-from matterhub.client.uploads import local_files, open_parts
+from matterhub.client.uploads import in_parts, local_files, open_parts
 
 __all__ = ["ConnectMethods"]
 
@@ -25,14 +25,25 @@ class ConnectMethods(HTTPCore):
         self, submission: dict[str, Any], paths: Sequence[str | Path]
     ) -> dict[str, Any]:
         """POST /connect/submit/files: the local files and directories are streamed as one
-        `upload://` data source of the submission (directories keep their name)."""
+        `upload://` data source of the submission (directories keep their name).
+
+        More than one request's worth (`uploads.in_parts`: 1,000 files or 32 MiB) goes first as
+        several `/connect/uploads`, one `upload://` source each, then the submission names
+        them all; the hub collects them into one dataset.
+        """
         files = local_files(paths)
         if not files:
             raise ValueError(f"no files to upload under {', '.join(map(str, paths))}")
+        parts = in_parts(files)
+        if len(parts) > 1:
+            sources = [self._upload(part) for part in parts]
+            return self.submit(
+                {**submission, "data_sources": [*submission["data_sources"], *sources]}
+            )
         form = {"submission": json.dumps(submission, allow_nan=False)}
-        with open_parts("files", files) as parts:
+        with open_parts("files", files) as opened:
             result: dict[str, Any] = self._json(
-                "POST", "/connect/submit/files", data=form, files=parts
+                "POST", "/connect/submit/files", data=form, files=opened
             )
         return result
 
@@ -41,6 +52,9 @@ class ConnectMethods(HTTPCore):
         files = local_files(paths)
         if not files:
             raise ValueError(f"no files to upload under {', '.join(map(str, paths))}")
+        return self._upload(files)
+
+    def _upload(self, files: Sequence[tuple[str, Path]]) -> str:
         with open_parts("files", files) as parts:
             answer = self._json("POST", "/connect/uploads", files=parts)
         return str(answer["data_source"])

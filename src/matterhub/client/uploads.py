@@ -13,9 +13,24 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["is_local_source", "local_files", "open_parts", "split_sources", "total_bytes"]
+__all__ = [
+    "PART_BYTES",
+    "PART_FILES",
+    "in_parts",
+    "is_local_source",
+    "local_files",
+    "open_parts",
+    "split_sources",
+    "total_bytes",
+]
 
 _OCTETS = "application/octet-stream"
+# One upload request's share of the files: at most this many (the server's multipart forms
+# take up to 1,000 parts) and about this many bytes (its default request limit is 64 MiB).
+PART_FILES = 1000
+PART_BYTES = 32 * 1024 * 1024
+# What a part costs in the multipart body besides its bytes (headers, boundary), at most.
+_PART_OVERHEAD = 512
 
 
 def is_local_source(source: str) -> bool:
@@ -77,3 +92,21 @@ def open_parts(
             handle = stack.enter_context(path.open("rb"))
             parts.append((field or name, (name, handle, _OCTETS)))
         yield parts
+
+
+def in_parts(
+    files: Iterable[tuple[str, Path]], *, max_files: int = PART_FILES, max_bytes: int = PART_BYTES
+) -> list[list[tuple[str, Path]]]:
+    """The files split, in order, into request-sized parts: at most `max_files` each and, but
+    for a part of one larger file, at most `max_bytes` of body each (a file is never split; the
+    hub refuses one beyond its request limit with a 413 naming the limit)."""
+    parts: list[list[tuple[str, Path]]] = [[]]
+    size = 0
+    for name, path in files:
+        cost = os.path.getsize(path) + len(name) + _PART_OVERHEAD
+        if parts[-1] and (len(parts[-1]) == max_files or size + cost > max_bytes):
+            parts.append([])
+            size = 0
+        parts[-1].append((name, path))
+        size += cost
+    return parts if parts[0] else []

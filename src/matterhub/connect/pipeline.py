@@ -24,7 +24,7 @@ from matterhub.catalog.models import Submission
 from matterhub.connect.base import ConnectBase, Stop
 from matterhub.connect.collectors.base import over_budget
 from matterhub.connect.dispatch import Dispatch
-from matterhub.connect.extractors.base import DerivedFile, ExtractionContext, StagedFile
+from matterhub.connect.extractors.base import DerivedFile, ExtractionContext, StagedTree
 from matterhub.connect.extractors.registry import ExtractionResult
 from matterhub.core.connect import SubmissionRequest, merge_blocks
 from matterhub.core.datasets import parse_source_id
@@ -100,12 +100,13 @@ class ConnectPipeline(ConnectBase):
         self._step(submission_id, "data_download", "P")
         for source in request.data_sources:
             self._collect(submission_id, source, staged)
-        files = _staged_files(staged)
+        files = StagedTree(staged)  # walked from disk when needed, never held whole
+        count, size = files.summary()
         budget = self._collector_context.budget_bytes or self._collector_context.max_bytes
-        if sum(f.size for f in files) > budget:  # the collectors stop early; this is the rule
+        if size > budget:  # the collectors stop early; this is the rule
             over = over_budget(f"{len(request.data_sources)} sources", self._collector_context)
             raise self._fail(submission_id, "data_download", over.detail)
-        self._step(submission_id, "data_download", "S", f"{len(files)} files")
+        self._step(submission_id, "data_download", "S", f"{count} files")
         self._step(submission_id, "data_transfer", "P")
         try:
             self._transfer(source_id, files)
@@ -115,7 +116,7 @@ class ConnectPipeline(ConnectBase):
         if request.no_extract:
             self._step(submission_id, "extracting", "N")
         else:
-            self._extracting(submission_id, source_id, request, files)
+            self._extracting(submission_id, source_id, request, files, count)
         if request.curation:
             self._datasets.submit_for_curation(SYSTEM_IDENTITY, source_id)
             self._step(submission_id, "curation", "P", datetime.now(UTC).isoformat())
@@ -159,21 +160,25 @@ class ConnectPipeline(ConnectBase):
                 detail = f"{source}: the {collector.name} collector failed ({type(exc).__name__}: "
                 raise self._fail(submission_id, "data_download", f"{detail}{exc})"[:500]) from None
 
-    def _transfer(self, source_id: str, files: list[StagedFile]) -> None:
+    def _transfer(self, source_id: str, files: StagedTree) -> None:
         # Re-runs replace what an interrupted run left: the draft holds exactly the staged files.
         self._datasets.clear_files(SYSTEM_IDENTITY, source_id)
-        for start in range(0, len(files), _TRANSFER_BATCH):
-            batch = files[start : start + _TRANSFER_BATCH]
-            self._datasets.put_local_files(
-                SYSTEM_IDENTITY, source_id, [(f.relpath, f.path) for f in batch]
-            )
+        batch: list[tuple[str, Path]] = []
+        for f in files:
+            batch.append((f.relpath, f.path))
+            if len(batch) == _TRANSFER_BATCH:
+                self._datasets.put_local_files(SYSTEM_IDENTITY, source_id, batch)
+                batch = []
+        if batch:
+            self._datasets.put_local_files(SYSTEM_IDENTITY, source_id, batch)
 
     def _extracting(
         self,
         submission_id: str,
         source_id: str,
         request: SubmissionRequest,
-        files: list[StagedFile],
+        files: StagedTree,
+        count: int,
     ) -> None:
         self._step(submission_id, "extracting", "P")
         config = {"previews": True, **request.extraction_config}
@@ -182,15 +187,17 @@ class ConnectPipeline(ConnectBase):
         # An extract function may give the whole result or parts of it (`iter_extractors`):
         # each part's previews are stored and its records written before the next is made.
         parts = [extracted] if isinstance(extracted, ExtractionResult) else extracted
-        warnings: list[dict[str, str]] = []
-        n_previews = 0
+        warnings: list[dict[str, str]] = []  # the first; counted, not kept (flat memory)
+        n_previews = n_warnings = 0
 
         def pairs() -> Iterator[tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]]:
-            nonlocal n_previews
+            nonlocal n_previews, n_warnings
             for part in parts:
                 previews = self._store_derived(source_id, part.derived)
                 n_previews += sum(len(v) for v in previews.values())
-                warnings.extend(part.warnings)
+                n_warnings += len(part.warnings)
+                if not warnings:
+                    warnings.extend(part.warnings[:1])
                 for record in part.records:
                     yield record, previews
 
@@ -198,19 +205,19 @@ class ConnectPipeline(ConnectBase):
         # Streamed: each record is merged, checked and written before the next is built.
         merged = self._mdf_records(source_id, request, pairs())
         try:
-            count = self._datasets.set_records(
+            records = self._datasets.set_records(
                 SYSTEM_IDENTITY, source_id, _valid_records(merged, dropped)
             )
         except InvalidInput as exc:
             raise self._fail(submission_id, "extracting", exc.detail) from None
-        detail = f"{count} records from {len(files)} files"
+        detail = f"{records} records from {count} files"
         if n_previews:
             detail += f"; {n_previews} previews"
         if dropped:
             detail += f"; {len(dropped)} blocks failed the record schema, e.g. {dropped[0]}"
         if warnings:
             first = warnings[0]
-            detail += f"; {len(warnings)} warnings, e.g. {first['path']}: {first['message']}"
+            detail += f"; {n_warnings} warnings, e.g. {first['path']}: {first['message']}"
         self._step(submission_id, "extracting", "M" if warnings or dropped else "S", detail)
 
     def _store_derived(
@@ -468,15 +475,3 @@ def _tree_size(root: Path) -> int:
     if not root.exists():
         return 0
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
-
-
-def _staged_files(root: Path) -> list[StagedFile]:
-    if not root.exists():
-        return []
-    out = []
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            out.append(
-                StagedFile(path=p, relpath=p.relative_to(root).as_posix(), size=p.stat().st_size)
-            )
-    return out

@@ -29,6 +29,10 @@ __all__ = [
     "sandbox_source_name",
 ]
 
+# The most data sources one submission may name (a client splits a large upload into parts of
+# at most 1,000 files, each its own `upload://` source).
+MAX_DATA_SOURCES = 2000
+
 # (step, what it does) in pipeline order, as MDF Connect v1 reports them.
 STEPS: tuple[tuple[str, str], ...] = (
     ("sub_start", "Submission initialization"),
@@ -79,7 +83,11 @@ class SubmissionRequest(BaseModel):
     dc: dict[str, Any] = Field(
         default_factory=dict, description="DataCite block (titles, creators…)."
     )
-    data_sources: list[str] = Field(default_factory=list, description="Where the files are.")
+    data_sources: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_DATA_SOURCES,
+        description="Where the files are.",
+    )
     mdf: dict[str, Any] = Field(
         default_factory=dict, description="acl, source_name, organizations…"
     )

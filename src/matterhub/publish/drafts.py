@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -143,19 +143,20 @@ class DatasetDrafts(DatasetLifecycle):
                 f"{ver.source_id} exists already (a concurrent change?)", field="source_id"
             ) from None
 
-    def _copy_files(self, session: Session, src: DatasetVersion, dst: DatasetVersion) -> None:
-        for f in self._files(session, src):
-            session.add(
-                DatasetFile(
-                    version_id=dst.id,
-                    path=f.path,
-                    blob_key=f.blob_key,
-                    size=f.size,
-                    sha512=f.sha512,
-                    mime_type=f.mime_type,
-                    visible_to=f.visible_to,
-                )
+    @staticmethod
+    def _copy_files(session: Session, src: DatasetVersion, dst: DatasetVersion) -> None:
+        """The new version starts with the old one's files (the same blobs), copied in SQL:
+        nothing per file passes through Python."""
+        columns = ("path", "blob_key", "size", "sha512", "mime_type", "visible_to")
+        session.execute(
+            insert(DatasetFile).from_select(
+                ["version_id", *columns],
+                select(
+                    literal(dst.id, String).label("version_id"),
+                    *(getattr(DatasetFile, c) for c in columns),
+                ).where(DatasetFile.version_id == src.id),
             )
+        )
         dst.file_count = src.file_count
         dst.total_bytes = src.total_bytes
         session.flush()

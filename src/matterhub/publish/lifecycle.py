@@ -17,6 +17,7 @@ from matterhub.core.datasets import VersionPublic, check_transition, parse_sourc
 from matterhub.core.errors import Conflict, InvalidInput, PermissionDenied, PIDError
 from matterhub.core.identity import Identity
 from matterhub.publish.base import update_unclaimed
+from matterhub.publish.manifest import manifest_chunks
 from matterhub.publish.reads import DatasetReads
 
 __all__ = ["DatasetLifecycle"]
@@ -136,11 +137,12 @@ class DatasetLifecycle(DatasetReads):
             assert ver is not None
             ds = session.get(Dataset, ver.dataset_id)
             assert ds is not None
-            files = self._files(session, ver)
-            document = self._document(ds, ver, files, published_at=now)
+            document = self._document(ds, ver, published_at=now)
             folder = self._folder(ds.source_name, ver.major, ver.minor)
             cited = self._cited(ver)
-        for f in files:
+        # The files stream past a page at a time (twice: checked, then listed), so publishing
+        # holds one page of them whatever the version's size.
+        for f in self._file_rows(version_id):
             if self._blobs.size(f.blob_key) != f.size:
                 raise Conflict(
                     f"file {f.path!r} changed size in storage; not publishing", field="path"
@@ -152,27 +154,25 @@ class DatasetLifecycle(DatasetReads):
             self._blobs.put(f"{folder}/records.jsonl", b"")
         records = f"{folder}/records.jsonl"
         documents["records.jsonl"] = self._info(records)
-        manifest = {
+        head = {
             "source_id": source_id,
             "pid": pid,
             "published_at": now.isoformat(),
-            "files": [
-                {
-                    "path": f.path,
-                    "size": f.size,
-                    "sha512": f.sha512,
-                    "mime_type": f.mime_type,
-                    **({"restricted": True} if f.visible_to is not None else {}),
-                }
-                for f in files
-            ],
             "documents": {
-                name: {"size": info[0], "sha512": info[1]}
-                for name, info in ((n, (i.size, i.sha512)) for n, i in documents.items())
+                name: {"size": info.size, "sha512": info.sha512} for name, info in documents.items()
             },
         }
-        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
-        info = self._blobs.put(f"{folder}/manifest.json", manifest_bytes)
+        entries = (
+            {
+                "path": f.path,
+                "size": f.size,
+                "sha512": f.sha512,
+                "mime_type": f.mime_type,
+                **({"restricted": True} if f.visible_to is not None else {}),
+            }
+            for f in self._file_rows(version_id)
+        )
+        info = self._blobs.put(f"{folder}/manifest.json", manifest_chunks(head, entries))
         self.pids.register(pid, datacite_attributes(cited))
         with self._catalog.transaction() as session:
             ver = session.get(DatasetVersion, version_id)

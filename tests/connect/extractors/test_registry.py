@@ -14,6 +14,7 @@ from matterhub.connect.extractors import (
     Extractor,
     FileGroup,
     StagedFile,
+    StagedTree,
     iter_extractors,
     load_extractors,
     run_extractors,
@@ -278,3 +279,77 @@ def test_iter_extractors_streams_parts_and_agrees_with_run_extractors(
     assert streamed == run_extractors(files, context, pool=pool).records
     assert {f["path"] for f in streamed[6]["files"]} == {"s6/facts.json", "s6/note.txt"}
     assert rest[-1].citations and "tabular" in rest[-1].citations
+
+
+class AcrossFolders(Extractor):
+    """A test-only plugin whose groups span folders: every `.pair` file of the tree is one group."""
+
+    name = "across"
+    folder_local = False
+
+    def accepts(self, file: StagedFile) -> bool:
+        return file.suffix == "pair"
+
+    def group(self, files: Any) -> Any:
+        pairs = tuple(f for f in files if self.accepts(f))
+        return [FileGroup("pairs", pairs)] if pairs else []
+
+    def extract(self, group: FileGroup, context: ExtractionContext) -> dict[str, Any]:
+        return {"custom": {"pairs": len(group.files)}}
+
+
+def test_a_staged_tree_walks_folder_by_folder_in_chunks_of_whole_folders(tmp_path: Path) -> None:
+    for rel in ["b/2.txt", "b/1.txt", "a.txt", "b/c/3.txt", "d/4.txt", "d/5.txt", "e/6.txt"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "b", target_is_directory=True)  # not followed
+    tree = StagedTree(tmp_path, chunk_files=2)
+    order = ["a.txt", "b/1.txt", "b/2.txt", "b/c/3.txt", "d/4.txt", "d/5.txt", "e/6.txt"]
+    assert [f.relpath for f in tree] == order
+    assert [[f.relpath for f in c] for c in tree.chunks()] == [
+        ["a.txt", "b/1.txt", "b/2.txt"],  # a folder is never split: b's two files come together
+        ["b/c/3.txt", "d/4.txt", "d/5.txt"],
+        ["e/6.txt"],
+    ]
+    assert tree.summary() == (7, sum(len(r) for r in order))
+    assert all(f.path == tmp_path / f.relpath for f in tree)
+    assert list(StagedTree(tmp_path / "missing")) == []
+
+
+def test_a_staged_tree_is_planned_a_chunk_at_a_time_with_the_same_records(
+    tmp_path: Path, pool: ExtractorPool
+) -> None:
+    for i in range(9):
+        folder = tmp_path / f"s{i}"
+        folder.mkdir()
+        (folder / "facts.json").write_text(f'{{"gap": {1.0 + i / 10}}}')
+        (folder / "note.txt").write_text(f"sample {i}\n")
+    context = ExtractionContext(
+        config={"group_by_dir": True, "extractors": ["generic", "tabular"]},
+        index={"json": {"mapping": {"custom.gap": "gap"}}},
+    )
+    tree = StagedTree(tmp_path, chunk_files=4)  # two folders (four files) a chunk
+    parts = list(iter_extractors(tree, context, pool=pool))
+    assert [len(p.records) for p in parts] == [2, 2, 2, 2, 1]  # planned and run per chunk
+    whole = run_extractors(list(tree), context, pool=pool).records
+    assert [r for p in parts for r in p.records] == whole
+    assert [r["custom"]["gap"] for r in whole] == [1.0 + i / 10 for i in range(9)]
+
+
+def test_a_plugin_grouping_across_folders_gets_the_tree_planned_whole(
+    tmp_path: Path, pool: ExtractorPool
+) -> None:
+    for i in range(5):
+        (tmp_path / f"s{i}").mkdir()
+        (tmp_path / f"s{i}" / "x.pair").write_text(str(i))
+    context = ExtractionContext(config={})
+    extractors = [*load_extractors(["generic"]), AcrossFolders()]
+    tree = StagedTree(tmp_path, chunk_files=1)
+    records = [
+        r
+        for p in iter_extractors(tree, context, extractors=extractors, pool=pool)
+        for r in p.records
+    ]
+    assert len(records) == 1 and records[0]["custom"]["pairs"] == 5
+    assert len(records[0]["files"]) == 5

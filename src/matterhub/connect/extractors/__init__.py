@@ -7,6 +7,7 @@ from matterhub.connect.extractors.base import (
     ExtractorUnavailable,
     FileGroup,
     StagedFile,
+    StagedTree,
 )
 from matterhub.connect.extractors.registry import (
     ExtractionResult,
@@ -23,6 +24,7 @@ __all__ = [
     "ExtractorUnavailable",
     "FileGroup",
     "StagedFile",
+    "StagedTree",
     "iter_extractors",
     "load_extractors",
     "run_extractors",

@@ -6,7 +6,8 @@ import abc
 import functools
 import importlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import ModuleType
@@ -20,6 +21,7 @@ __all__ = [
     "ExtractorUnavailable",
     "FileGroup",
     "StagedFile",
+    "StagedTree",
     "clean",
     "dict_merge",
     "head",
@@ -55,6 +57,64 @@ class StagedFile:
     def suffix(self) -> str:
         """The lower-case extension without its dot ('' when there is none)."""
         return PurePosixPath(self.relpath).suffix.lower().lstrip(".")
+
+
+@dataclass(frozen=True, slots=True)
+class StagedTree:
+    """The files staged under `root`, walked from disk whenever they are asked for and never
+    held whole: a submission of 361,804 files costs one folder chunk of memory at a time.
+
+    The order is folder by folder — a folder's files by name, then its sub-folders by name —
+    so a folder's files are always together, and `chunks()` gives whole folders at a time.
+    Symbolic links to files count as files; links to folders are not followed.
+    """
+
+    root: Path
+    chunk_files: int = 2000
+
+    def __iter__(self) -> Iterator[StagedFile]:
+        for folder in self.folders():
+            yield from folder
+
+    def folders(self) -> Iterator[list[StagedFile]]:
+        """Each folder's files (sorted by name), folder by folder; empty folders are skipped."""
+        if not self.root.is_dir():
+            return
+        pending = [""]
+        while pending:
+            relative = pending.pop()
+            files: list[StagedFile] = []
+            subfolders: list[str] = []
+            with os.scandir(self.root / relative if relative else self.root) as entries:
+                for entry in entries:
+                    rel = f"{relative}/{entry.name}" if relative else entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        subfolders.append(rel)
+                    elif entry.is_file():
+                        files.append(StagedFile(Path(entry.path), rel, entry.stat().st_size))
+            if files:
+                files.sort(key=lambda f: f.relpath)
+                yield files
+            pending.extend(sorted(subfolders, reverse=True))  # a stack: the first name next
+
+    def chunks(self) -> Iterator[list[StagedFile]]:
+        """Whole folders at a time, at least `chunk_files` files a chunk (but the last)."""
+        chunk: list[StagedFile] = []
+        for folder in self.folders():
+            chunk.extend(folder)
+            if len(chunk) >= self.chunk_files:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def summary(self) -> tuple[int, int]:
+        """(files, bytes) of the tree, in one walk."""
+        count = size = 0
+        for folder in self.folders():
+            count += len(folder)
+            size += sum(f.size for f in folder)
+        return count, size
 
 
 @dataclass(frozen=True)
@@ -162,6 +222,10 @@ class Extractor(abc.ABC):
     # When set, the extractor runs only if the submission's `index` block has this key
     # (MDF's `filename` mapping applies to every file, so it must not run unasked).
     needs_index: str = ""
+    # Whether `group` only ever puts files of one folder together (true of every built-in):
+    # Connect then plans a submission a chunk of whole folders at a time, in flat memory. A
+    # plugin that groups across folders says False, and submissions it reads are planned whole.
+    folder_local: bool = True
 
     @abc.abstractmethod
     def accepts(self, file: StagedFile) -> bool:

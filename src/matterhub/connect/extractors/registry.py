@@ -16,6 +16,7 @@ from matterhub.connect.extractors.base import (
     Extractor,
     Record,
     StagedFile,
+    StagedTree,
     clean,
     dict_merge,
 )
@@ -126,7 +127,7 @@ def _records(base: Record, lists: list[list[Record]], files: list[dict[str, Any]
 
 
 def run_extractors(
-    files: Sequence[StagedFile],
+    files: Sequence[StagedFile] | StagedTree,
     context: ExtractionContext,
     *,
     extractors: Sequence[Extractor] | None = None,
@@ -147,7 +148,7 @@ def run_extractors(
 
 
 def iter_extractors(
-    files: Sequence[StagedFile],
+    files: Sequence[StagedFile] | StagedTree,
     context: ExtractionContext,
     *,
     extractors: Sequence[Extractor] | None = None,
@@ -156,22 +157,46 @@ def iter_extractors(
 ) -> Iterator[ExtractionResult]:
     """`run_extractors` in parts of at most `chunk` record groups, in order: each part holds the
     records, warnings and derived files of its groups (the citations so far), and its extractor
-    calls run only when the part is asked for, so memory stays flat in the number of files.
-    The first part also carries the warnings of grouping."""
+    calls run only when the part is asked for.
+
+    A `StagedTree` is planned a chunk of whole folders at a time when every extractor groups
+    within folders (`Extractor.folder_local`), so memory stays flat in the number of files; a
+    list is planned whole. Each part carries the grouping warnings of its chunk.
+    """
     if extractors is None:
         extractors = load_extractors(context.config.get("extractors"))
     generic = next((e for e in extractors if isinstance(e, GenericExtractor)), GenericExtractor())
     science = [e for e in extractors if not isinstance(e, GenericExtractor)]
-    by_path = {f.relpath: f for f in files}
-    tasks, members, first_warnings = _plan(files, science, context)
     if pool is None:
         pool = default_pool(str(context.config.get("isolation", "process")))
+    if not isinstance(files, StagedTree):
+        chunks: Iterable[Sequence[StagedFile]] = [files]
+    elif all(e.folder_local for e in science):
+        chunks = files.chunks()
+    else:
+        chunks = [list(files)]
+    used: dict[str, Extractor] = {}
+    for files_chunk in chunks:
+        yield from _parts(files_chunk, context, science, generic, pool, used, chunk)
+
+
+def _parts(
+    files: Sequence[StagedFile],
+    context: ExtractionContext,
+    science: Sequence[Extractor],
+    generic: GenericExtractor,
+    pool: ExtractorPool,
+    used: dict[str, Extractor],
+    chunk: int,
+) -> Iterator[ExtractionResult]:
+    """The parts of one planned set of files (all of a list, or a chunk of whole folders)."""
+    by_path = {f.relpath: f for f in files}
+    tasks, members, first_warnings = _plan(files, science, context)
     root_of = {path: root for root, paths in members.items() for path in paths}
     tasks_of: dict[str, list[Task]] = defaultdict(list)
     for task in tasks:
         tasks_of[root_of[task.group.files[0].relpath]].append(task)
     del tasks, root_of
-    used: dict[str, Extractor] = {}
     roots = list(members)
     for start in range(0, max(len(roots), 1), max(chunk, 1)):
         part = ExtractionResult(warnings=first_warnings if start == 0 else [])
