@@ -335,3 +335,32 @@ async def test_datacite_fake_receives_the_metadata(tmp_path: Any) -> None:
         services.close()
     finally:
         fake.stop()
+
+
+async def test_a_large_version_is_listed_in_pages_and_counted_from_its_totals(
+    api: httpx.AsyncClient, alice: dict[str, str], services: Services, tmp_path: Any
+) -> None:
+    r = await api.post("/api/datasets", json={"dc": DC, "source_name": "many"}, headers=alice)
+    sid = r.json()["source_id"]
+    local = []
+    for i in range(1005):  # more files than a dataset page lists
+        path = tmp_path / f"{i:04d}.txt"
+        path.write_text(f"file {i}\n")
+        local.append((f"d{i // 500}/{i:04d}.txt", path))
+    assert services.datasets.put_local_files(SYSTEM_IDENTITY, sid, local) == 1005
+    records = [{"custom": {"i": i}, "files": []} for i in range(250)]
+    assert services.datasets.set_records(SYSTEM_IDENTITY, sid, records) == 250
+    r = await api.post(f"/api/datasets/{sid}/publish", headers=alice)
+    assert r.status_code == 200, r.text
+    version = (await api.get(f"/api/datasets/{sid}")).json()
+    size = sum(p.stat().st_size for _name, p in local)
+    assert (version["file_count"], version["total_bytes"]) == (1005, size)
+    assert version["document"]["data"]["total_size"] == size
+    manifest = (await api.get(f"/api/datasets/{sid}/manifest")).json()
+    assert [f["path"] for f in manifest["files"]] == sorted(name for name, _p in local)
+    page = await api.get(f"/datasets/{sid}")
+    assert page.status_code == 200
+    assert "The first 1000 of 1005 files" in page.text
+    assert "d2/1004.txt" not in page.text and "d1/0999.txt" in page.text
+    assert "250, first 10 shown" in page.text  # every record counted, ten rendered
+    assert services.datasets.count_records(SYSTEM_IDENTITY, sid) == 250

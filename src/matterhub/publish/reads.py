@@ -163,10 +163,19 @@ class DatasetReads(ServiceBase):
             )
         return ds, ver
 
-    def manifest(self, identity: Identity, sid: str) -> list[ManifestEntry]:
-        """The files of a version (path, size, sha512, mime type), restricted ones flagged."""
+    def manifest(
+        self, identity: Identity, sid: str, *, limit: int | None = None
+    ) -> list[ManifestEntry]:
+        """The files of a version (path, size, sha512, mime type), restricted ones flagged; the
+        first `limit` of them in path order when given (a page shows some of 361,804)."""
         with self._catalog.transaction() as session:
             _ds, ver = self._readable_version(session, identity, sid)
+            query = (
+                select(DatasetFile)
+                .where(DatasetFile.version_id == ver.id)
+                .order_by(DatasetFile.path)
+                .limit(limit)
+            )
             return [
                 ManifestEntry(
                     path=f.path,
@@ -175,7 +184,7 @@ class DatasetReads(ServiceBase):
                     mime_type=f.mime_type,
                     restricted=f.visible_to is not None,
                 )
-                for f in self._files(session, ver)
+                for f in session.scalars(query)
             ]
 
     def manifest_document(self, identity: Identity, sid: str) -> bytes:
@@ -195,6 +204,20 @@ class DatasetReads(ServiceBase):
         if not self._blobs.exists(key):
             return []
         return [json.loads(line) for line in self._blobs.get(key).splitlines() if line.strip()]
+
+    def count_records(self, identity: Identity, sid: str) -> int:
+        """How many records a version has: the lines of records.jsonl, counted as bytes pass."""
+        with self._catalog.transaction() as session:
+            ds, ver = self._readable_version(session, identity, sid)
+            key = f"{self._folder(ds.source_name, ver.major, ver.minor)}/records.jsonl"
+        if not self._blobs.exists(key):
+            return 0
+        count, last = 0, b"\n"
+        for chunk in self._blobs.stream(key):
+            if chunk:
+                count += chunk.count(b"\n")
+                last = chunk[-1:]
+        return count + (last != b"\n")
 
     def iter_records(self, identity: Identity, sid: str) -> Iterator[dict[str, Any]]:
         """The records one at a time, streamed from records.jsonl (memory flat in their number)."""

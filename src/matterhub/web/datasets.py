@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from itertools import islice
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,6 +28,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 _CITATIONS = (("bibtex", "BibTeX"), ("ris", "RIS"), ("datacite-json", "DataCite JSON"))
 _PREVIEW_RECORDS = 10
+# A dataset page lists at most this many files, and looks for thumbnails in this many records.
+_MAX_FILES = 1000
+_SCANNED_RECORDS = 200
 _MAX_CIF_BYTES = 1 << 20
 _MAX_THUMBNAILS = 12
 
@@ -70,9 +74,13 @@ def dataset_page(request: Request, session: WebSession, services: Services, sid:
     files: list[ManifestEntry] = []
     records: list[dict[str, Any]] = []
     unavailable = None
+    record_count = 0
     try:
-        files = svc.manifest(identity, version.source_id)
-        records = svc.records(identity, version.source_id)
+        # A page, not the dataset: the first files and records, the counts from the totals
+        # (a version may hold 361,804 files and 180,902 records).
+        files = svc.manifest(identity, version.source_id, limit=_MAX_FILES)
+        records = list(islice(svc.iter_records(identity, version.source_id), _SCANNED_RECORDS))
+        record_count = svc.count_records(identity, version.source_id)
     except NotFound as exc:  # withdrawn: the page stays, the bytes go
         unavailable = exc.detail
     citations = [
@@ -86,13 +94,14 @@ def dataset_page(request: Request, session: WebSession, services: Services, sid:
         "versions": versions,
         "files": files,
         "folders": _folders(files),
-        "total_bytes": sum(f.size for f in files),
+        "total_bytes": version.total_bytes,
+        "files_shown": len(files),
         "images": images,
         "records": [
             {**summarize(f"{version.source_id}.{i + 1}", r), "content": r}
             for i, r in enumerate(records[:_PREVIEW_RECORDS])
         ],
-        "record_count": len(records),
+        "record_count": record_count,
         "citations": citations,
         "readers": [readers[p] for p in dict.fromkeys(version.visible_to)],
         "shared": [readers[p] for p in dict.fromkeys(version.shared_with)],
