@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     index_dir: Path | None = Field(
         default=None, description="Folder of the search indexes (default <data_dir>/index)."
     )
+    malloc_arenas: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description=(
+            "glibc malloc arenas of the server process (0: glibc's default of 8 per core). Few "
+            "arenas keep memory flat under many threads: freed memory is reused across them."
+        ),
+    )
     search_writer_heap_mib: int = Field(
         default=128,
         ge=32,
