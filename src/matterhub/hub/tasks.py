@@ -17,7 +17,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -51,6 +51,7 @@ _FRAME = 64  # calls per worker frame
 _FOLDED_FRAME = 256
 _MAX_OUTPUT_KEPT = 1 << 20  # a sync run's output is stored with its record up to this size
 MAX_WAIT_S = 30.0  # the longest a batch status request may wait for the batch to finish
+_KEPT_INPUT_BYTES = 64 << 20  # array inputs kept in memory from submit to run, at most
 _TASKS = cast(Table, Task.__table__)  # the table itself, for Core statements
 
 
@@ -91,6 +92,10 @@ class TaskService:
         self._pending_lock = threading.Lock()
         self._flushed = threading.Event()
         self._targets: dict[str, Target] = {}
+        # Array inputs of submitted tasks as they came, until they run (`_keep_inputs`).
+        self._kept: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._kept_bytes = 0
+        self._kept_lock = threading.Lock()
         # Long-polled batch statuses waiting for their tasks: told each bulk update's task ids.
         self._waiters: set[_Waiter] = set()
         self._waiters_lock = threading.Lock()
@@ -211,25 +216,56 @@ class TaskService:
                 }
             )
         out: dict[str, Any] = {"task_ids": ids}
-        with self._catalog.transaction() as session:
-            session.execute(insert(_TASKS), rows)  # Core executemany, not the ORM's
-            if batch:
-                batch_id = new_task_id()
-                out["batch_id"] = batch_id
-                session.add(
-                    Task(
-                        id=batch_id,
-                        kind=KIND_BATCH,
-                        status="success",
-                        owner_id=identity.user_id,
-                        servable_version_id=target.runtime.version_id,
-                        payload={"servable": ref, "task_ids": ids},
-                        created_at=now,
-                        expires_at=now + 2 * self.ttl,
+        self._keep_inputs(ids, [call.inputs for _, call, _ in prepared])
+        try:
+            with self._catalog.transaction() as session:
+                session.execute(insert(_TASKS), rows)  # Core executemany, not the ORM's
+                if batch:
+                    batch_id = new_task_id()
+                    out["batch_id"] = batch_id
+                    session.add(
+                        Task(
+                            id=batch_id,
+                            kind=KIND_BATCH,
+                            status="success",
+                            owner_id=identity.user_id,
+                            servable_version_id=target.runtime.version_id,
+                            payload={"servable": ref, "task_ids": ids},
+                            created_at=now,
+                            expires_at=now + 2 * self.ttl,
+                        )
                     )
-                )
+        except BaseException:
+            self._kept_inputs(ids)  # not recorded: nothing will run them
+            raise
         self._wake.set()
         return out
+
+    def _keep_inputs(self, ids: list[str], inputs: list[Any]) -> None:
+        """Keep array inputs as they came until their tasks run (oldest dropped past the
+        bound): the worker thread then need not decode them again from the stored form. The
+        rows stay what a run reads when an input is not kept (a restart, another server)."""
+        with self._kept_lock:
+            for task_id, value in zip(ids, inputs, strict=True):
+                size = getattr(value, "nbytes", None)
+                if not isinstance(size, int) or not hasattr(value, "dtype"):
+                    continue  # only arrays: other inputs are read back as cheaply as kept
+                self._kept[task_id] = (value, size)
+                self._kept_bytes += size
+            while self._kept_bytes > _KEPT_INPUT_BYTES and self._kept:
+                _, (_, size) = self._kept.popitem(last=False)
+                self._kept_bytes -= size
+
+    def _kept_inputs(self, ids: list[str]) -> dict[str, Any]:
+        """The kept inputs of these tasks (forgotten here: each task runs once)."""
+        found = {}
+        with self._kept_lock:
+            for task_id in ids:
+                kept = self._kept.pop(task_id, None)
+                if kept is not None:
+                    found[task_id] = kept[0]
+                    self._kept_bytes -= kept[1]
+        return found
 
     # the worker ------------------------------------------------------------------------------
 
@@ -256,6 +292,7 @@ class TaskService:
     def _execute(self, rows: list[Row[Any]]) -> None:
         groups: dict[tuple[str, str, bool], list[Row[Any]]] = defaultdict(list)
         updates: list[dict[str, Any]] = []
+        kept = self._kept_inputs([row.id for row in rows])
         for row in rows:
             p = row.payload
             if row.attempts > self._max_attempts:
@@ -280,7 +317,7 @@ class TaskService:
             size = _FOLDED_FRAME if not debug and _folds(target) else _FRAME
             for start in range(0, len(members), size):
                 chunk = members[start : start + size]
-                updates += self._run_chunk(target, chunk, debug)
+                updates += self._run_chunk(target, chunk, debug, kept)
                 if len(updates) >= _FRAME * 4:
                     self._finish(updates)
                     updates = []
@@ -296,20 +333,16 @@ class TaskService:
         return target
 
     def _run_chunk(
-        self, target: Target, chunk: list[Row[Any]], debug: bool
+        self, target: Target, chunk: list[Row[Any]], debug: bool, kept: dict[str, Any]
     ) -> list[dict[str, Any]]:
         from matterhub.hub.runtime.base import Call
 
-        calls = [
-            Call(
-                loaded(r.payload["inputs"]), r.payload["parameters"], r.payload.get("method", "run")
-            )
-            for r in chunk
-        ]
-        hashes = [
-            {"input_hash": r.payload["input_hash"], "parameters_hash": r.payload["parameters_hash"]}
-            for r in chunk
-        ]
+        calls, hashes = [], []
+        for row in chunk:
+            p = row.payload
+            inputs = kept[row.id] if row.id in kept else loaded(p["inputs"])
+            calls.append(Call(inputs, p["parameters"], p.get("method", "run")))
+            hashes.append({"input_hash": p["input_hash"], "parameters_hash": p["parameters_hash"]})
         outcomes = self.runs.execute(
             target, calls, hashes, {}, debug=debug, task_ids=[r.id for r in chunk]
         )
