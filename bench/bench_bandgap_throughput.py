@@ -20,8 +20,14 @@ Modes (interleaved rounds, `--runs`):
   frame's tasks into one model call;
 - `hub batch, K images a task, binary`: the same with `--per-task` images in each task.
 
-Prints the table (median, p95, images/s, ms/image, × the in-process N-image call) and writes
-bench/results/bandgap_throughput.json. Never run by the test suite.
+`--baseline DIR`: a second hub, running another checkout's `src/` (e.g. `git worktree add
+--detach /tmp/base <ref>`), with the same servable, timed in the same rounds next to this
+tree's (rows `baseline: …`; the order of the modes is reversed every other round), so a change
+is measured against its base under the same load of a shared machine.
+
+Prints the table (median, p95, images/s, ms/image, × the in-process N-image call, × the
+baseline's images/s) and writes bench/results/bandgap_throughput.json. Never run by the test
+suite.
 """
 
 from __future__ import annotations
@@ -55,15 +61,16 @@ REF = f"alice/{NAME}"
 
 
 def publish(client: Any, folder: Path, example: Any, threads: int) -> None:
-    """The untrained VAE encoder, folded rows, memoization off."""
+    """The untrained VAE encoder (the weights in `folder`, made once), folded rows, memoization
+    off."""
     import torch
     from examples.bandgap import models
 
     from matterhub.client.describe import describe_torch
 
-    model = models.SpectrumModel("vae", output="latent")
     weights = folder / "vae.pt"
-    torch.save(model.state_dict(), weights)
+    if not weights.exists():  # a second hub (the baseline) gets the same weights
+        torch.save(models.SpectrumModel("vae", output="latent").state_dict(), weights)
     description = describe_torch(
         weights, NAME, input_shape=[None, 16, 16, 3], output_shape=[None, models.LATENT],
         module=ROOT / "examples" / "bandgap" / "models.py", class_name="SpectrumModel",
@@ -88,6 +95,9 @@ def main() -> None:
     parser.add_argument("--per-task", type=int, default=100, help="images per task (K)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, hub and here")
     parser.add_argument("--quick", action="store_true", help="3 rounds, 1,000 images")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout whose hub is timed in the same rounds"
+    )
     args = parser.parse_args()
     if args.quick:
         args.runs, args.images, args.single = min(args.runs, 3), min(args.images, 1000), 50
@@ -102,12 +112,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-bandgap-"))
     x = simulate.simulate(args.images, 3)["image"].astype(np.float32)
     (work / "model").mkdir()
-    hub, base, token = start_hub(work)
-    client = Client(base, token, timeout=600.0)
-    results: dict[str, Any] = {"args": vars(args), "load_average": load, "modes": {}}
+    hubs: dict[str, tuple[Any, Any]] = {}  # row prefix → (hub process, client)
+    results: dict[str, Any] = {"args": {**vars(args), "baseline": str(args.baseline)}}
+    results.update(load_average=load, modes={})
     try:
+        for prefix, root in [("", ROOT)] + ([("baseline: ", args.baseline)] * bool(args.baseline)):
+            (work / prefix.strip(": ")).mkdir(exist_ok=True)
+            hub, base, token = start_hub(work / prefix.strip(": "), root=root)
+            hubs[prefix] = (hub, Client(base, token, timeout=600.0))
         started = time.perf_counter()
-        publish(client, work / "model", x[:1].tolist(), args.threads)
+        for _, other in hubs.values():
+            publish(other, work / "model", x[:1].tolist(), args.threads)
         print(f"published in {time.perf_counter() - started:.0f} s", flush=True)
         model = models.SpectrumModel("vae", output="latent")
         model.load_state_dict(torch.load(work / "model" / "vae.pt", weights_only=True))
@@ -121,37 +136,33 @@ def main() -> None:
         one = [x[i : i + 1] for i in range(len(x))]
         k = args.per_task
         chunks = [x[i : i + k] for i in range(0, len(x), k)]
-        stacked = np.concatenate([np.asarray(a) for a in through_hub(client, REF, one, 1200, True)])
-        check("hub batch, 1 image a task, binary", stacked, reference, 1e-4)
-        stacked = np.concatenate(
-            [np.asarray(a) for a in through_hub(client, REF, chunks, 1200, True)]
-        )
-        check(f"hub batch, {k} images a task, binary", stacked, reference, 1e-4)
-        steps = {
+        steps: dict[str, tuple[int, Any]] = {
             "in-process, 1 image a call": (
                 args.single,
                 lambda: [local(x[i : i + 1]) for i in range(args.single)],
             ),
             "in-process, N images in one call": (len(x), lambda: local(x)),
-            "hub batch, 1 image a task, binary": (
-                len(x),
-                lambda: through_hub(client, REF, one, timeout=1200, binary=True),
-            ),
-            f"hub batch, {k} images a task, binary": (
-                len(x),
-                lambda: through_hub(client, REF, chunks, timeout=1200, binary=True),
-            ),
         }
+        for label, inputs in (("1 image", one), (f"{k} images", chunks)):
+            for prefix, (_, other) in hubs.items():
+                mode = f"{prefix}hub batch, {label} a task, binary"
+                answers = through_hub(other, REF, inputs, 1200, True)
+                check(mode, np.concatenate([np.asarray(a) for a in answers]), reference, 1e-4)
+                steps[mode] = (
+                    len(x),
+                    lambda o=other, i=inputs: through_hub(o, REF, i, timeout=1200, binary=True),
+                )
         times: dict[str, list[float]] = {m: [] for m in steps}
         for r in range(args.runs):
-            for mode, (_, step) in steps.items():
-                times[mode].append(timed(step))
+            for mode in list(steps) if r % 2 == 0 else list(steps)[::-1]:
+                times[mode].append(timed(steps[mode][1]))
             print(f"round {r + 1}/{args.runs} done", flush=True)
         for mode, (n, _) in steps.items():
             results["modes"][mode] = summary(times[mode], n)
     finally:
-        client.close()
-        stop_hub(hub)
+        for hub, other in hubs.values():
+            other.close()
+            stop_hub(hub)
     report(results)
     save_results("bandgap_throughput", results)
     shutil.rmtree(work, ignore_errors=True)
@@ -165,15 +176,21 @@ def report(results: dict[str, Any]) -> None:
         f"{args['threads']} thread(s) there and in-process; load average at start "
         f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n"
     )
-    print("| mode | images a run | median | p95 | images/s | ms/image | × in-process (N) |")
-    print("|---|---|---|---|---|---|---|")
-    base = results["modes"]["in-process, N images in one call"]
-    for mode, found in results["modes"].items():
+    modes = results["modes"]
+    print(
+        "| mode | images a run | median | p95 | images/s | ms/image | × in-process (N) "
+        "| × baseline |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    base = modes["in-process, N images in one call"]
+    for mode, found in modes.items():
         ratio = found["ms_per_image"] / base["ms_per_image"]
+        other = modes.get("baseline: " + mode)
+        versus = f"{found['per_s'] / other['per_s']:.2f}" if other else ""
         print(
             f"| {mode} | {found['images']} | {found['median_s'] * 1000:,.1f} ms | "
             f"{found['p95_s'] * 1000:,.1f} ms | {found['per_s']:,.0f} | "
-            f"{found['ms_per_image']:.3f} | {ratio:.1f} |"
+            f"{found['ms_per_image']:.3f} | {ratio:.1f} | {versus} |"
         )
 
 

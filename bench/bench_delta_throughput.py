@@ -159,11 +159,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_hub(work: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    """`matterhub serve` on loopback in its own process; (process, base URL, alice's token)."""
+def start_hub(work: Path, root: Path = ROOT) -> tuple[subprocess.Popen[bytes], str, str]:
+    """`matterhub serve` on loopback in its own process; (process, base URL, alice's token).
+
+    `root`: the checkout whose `src/` the hub runs (another one for a baseline side by side).
+    """
     env = {
         **os.environ,
-        "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
+        "PYTHONPATH": f"{root / 'src'}:{root}",
         "MATTERHUB_DATA_DIR": str(work / "data"),
         "MATTERHUB_HUB_CACHE_DIR": str(CACHE),
         "MATTERHUB_HUB_FIND_LINKS": json.dumps(WHEELS),

@@ -186,3 +186,26 @@ def test_a_binary_batch_sends_and_gets_arrays_as_bytes(
     one = client.get_result(task_ids[1])
     assert np.array_equal(np.asarray(one, np.float32), done["tasks"][task_ids[1]]["result"])
     assert client.get_provenance(task_ids[0])["timings"]["batched"] == 6
+
+
+def test_array_inputs_read_back_from_their_rows_give_the_same_answers(
+    torch_hub: tuple[Served, Any], client: Client
+) -> None:
+    """Array inputs are kept in memory from submit to run; when they are not (a restart, or
+    another server claims the tasks) they are read back from the task rows: same answers."""
+    tasks = torch_hub[0].services.tasks
+    rng = np.random.default_rng(2)
+    inputs = [rng.normal(size=(1 + i % 2, 3)).astype(np.float32) for i in range(5)]
+    kept = client.run_batch("alice/rows", inputs, wait=True, timeout=120, binary=True)
+    tasks.stop()  # the tasks are recorded but not run before the "restart"
+    try:
+        queued = client.run_batch("alice/rows", inputs, binary=True)
+        assert set(tasks._kept_inputs(queued["task_ids"])) == set(queued["task_ids"])
+    finally:
+        tasks.start()  # with nothing kept: every input comes from its row
+    stored = client.wait_for_batch(queued["batch_id"], timeout=120, binary=True)
+    assert stored["counts"] == {"success": 5}
+    for x, first, again in zip(inputs, kept["tasks"], queued["task_ids"], strict=True):
+        answer = stored["tasks"][again]["result"]
+        assert np.array_equal(answer, kept["tasks"][first]["result"])
+        assert np.allclose(answer, _local(torch_hub[1], x), atol=1e-6)

@@ -14,7 +14,7 @@ from matterhub.catalog.models import Task
 from matterhub.client.errors import APIError
 from matterhub.client.runs import RemoteServableError, TaskPending
 from matterhub.hub.tasks import TaskService
-from tests.hub.conftest import Hub, hub_settings, start_hub
+from tests.hub.conftest import Hub, function_servable, hub_settings, start_hub
 from tests.hub.runtime.conftest import publish_acts, publish_noop
 
 pytestmark = pytest.mark.timeout(300)
@@ -157,6 +157,27 @@ def test_batch_submit_status_and_results(api_hub: Hub) -> None:
     assert first["total"] == 50
     with pytest.raises(TaskPending):
         client.get_result(client.run("alice/acts", "hang", asynchronous=True).task_id)
+
+
+def test_a_batch_on_each_catalog_backend(hub: Hub, tmp_path: Path) -> None:
+    """Submit, claim, finish and the batch's answer (each task's output read alone) on SQLite
+    and PostgreSQL: outputs exactly as computed, a failed task with its error, provenance."""
+    client = hub.client("alice")
+    build = client.publish_servable(function_servable(tmp_path, "adder"), wait=True, timeout=300)
+    assert build["status"] == "succeeded", build["log"]
+    inputs: list[Any] = [[0.1, 0.2], [1.0, 2.0, 3.0], [1e-7, 3e-7], [1.0, "x"]]
+    queued = client._json(
+        "POST", "/api/servables/alice/adder/batch", json={"inputs": inputs, "validate": False}
+    )
+    done = client.wait_for_batch(queued["batch_id"], timeout=120)
+    assert done["done"] and done["counts"] == {"success": 3, "failed": 1}
+    tasks = [done["tasks"][i] for i in queued["task_ids"]]
+    # Not rounded on the way (0.1 + 0.2 is 0.30000000000000004 to the last digit).
+    assert [t.get("result") for t in tasks[:3]] == [sum(x) for x in inputs[:3]]
+    assert tasks[3]["status"] == "failed" and tasks[3]["exception"]["type"] == "TypeError"
+    provenance = client.get_provenance(queued["task_ids"][0])
+    assert provenance["status"] == "success" and provenance["output_hash"].startswith("sha256:")
+    assert provenance["timings"]["queued_s"] >= 0
 
 
 def test_async_tasks_survive_a_restart(api_hub: Hub) -> None:

@@ -17,15 +17,26 @@ import contextlib
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    select,
+    update,
+)
 
 from matterhub.catalog import Catalog
-from matterhub.catalog.models import Task
+from matterhub.catalog.models import JSONDoc, Task
 from matterhub.core.errors import BadRequest, InvalidInput, NotFound
 from matterhub.core.identity import SYSTEM_IDENTITY, Identity
 from matterhub.core.policy import POLICIES
@@ -51,6 +62,8 @@ _FRAME = 64  # calls per worker frame
 _FOLDED_FRAME = 256
 _MAX_OUTPUT_KEPT = 1 << 20  # a sync run's output is stored with its record up to this size
 MAX_WAIT_S = 30.0  # the longest a batch status request may wait for the batch to finish
+_KEPT_INPUT_BYTES = 64 << 20  # array inputs kept in memory from submit to run, at most
+_TASKS = cast(Table, Task.__table__)  # the table itself, for Core statements
 
 
 def _now() -> datetime:
@@ -90,8 +103,12 @@ class TaskService:
         self._pending_lock = threading.Lock()
         self._flushed = threading.Event()
         self._targets: dict[str, Target] = {}
-        # Waiters for finished tasks (long-polled batch status): woken after each bulk update.
-        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        # Array inputs of submitted tasks as they came, until they run (`_keep_inputs`).
+        self._kept: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._kept_bytes = 0
+        self._kept_lock = threading.Lock()
+        # Long-polled batch statuses waiting for their tasks: told each bulk update's task ids.
+        self._waiters: set[_Waiter] = set()
         self._waiters_lock = threading.Lock()
         runs.record = self._record_sync
 
@@ -161,7 +178,7 @@ class TaskService:
         if rows:
             # Core executemany, not the ORM: this runs for every synchronous run.
             with self._catalog.transaction() as session:
-                session.execute(insert(Task.__table__), rows)  # type: ignore[arg-type]
+                session.execute(insert(_TASKS), rows)
             with self._pending_lock:
                 for row in rows:
                     self._pending.pop(row["id"], None)
@@ -210,29 +227,60 @@ class TaskService:
                 }
             )
         out: dict[str, Any] = {"task_ids": ids}
-        with self._catalog.transaction() as session:
-            session.execute(insert(Task), rows)
-            if batch:
-                batch_id = new_task_id()
-                out["batch_id"] = batch_id
-                session.add(
-                    Task(
-                        id=batch_id,
-                        kind=KIND_BATCH,
-                        status="success",
-                        owner_id=identity.user_id,
-                        servable_version_id=target.runtime.version_id,
-                        payload={"servable": ref, "task_ids": ids},
-                        created_at=now,
-                        expires_at=now + 2 * self.ttl,
+        self._keep_inputs(ids, [call.inputs for _, call, _ in prepared])
+        try:
+            with self._catalog.transaction() as session:
+                session.execute(insert(_TASKS), rows)  # Core executemany, not the ORM's
+                if batch:
+                    batch_id = new_task_id()
+                    out["batch_id"] = batch_id
+                    session.add(
+                        Task(
+                            id=batch_id,
+                            kind=KIND_BATCH,
+                            status="success",
+                            owner_id=identity.user_id,
+                            servable_version_id=target.runtime.version_id,
+                            payload={"servable": ref, "task_ids": ids},
+                            created_at=now,
+                            expires_at=now + 2 * self.ttl,
+                        )
                     )
-                )
+        except BaseException:
+            self._kept_inputs(ids)  # not recorded: nothing will run them
+            raise
         self._wake.set()
         return out
 
+    def _keep_inputs(self, ids: list[str], inputs: list[Any]) -> None:
+        """Keep array inputs as they came until their tasks run (oldest dropped past the
+        bound): the worker thread then need not decode them again from the stored form. The
+        rows stay what a run reads when an input is not kept (a restart, another server)."""
+        with self._kept_lock:
+            for task_id, value in zip(ids, inputs, strict=True):
+                size = getattr(value, "nbytes", None)
+                if not isinstance(size, int) or not hasattr(value, "dtype"):
+                    continue  # only arrays: other inputs are read back as cheaply as kept
+                self._kept[task_id] = (value, size)
+                self._kept_bytes += size
+            while self._kept_bytes > _KEPT_INPUT_BYTES and self._kept:
+                _, (_, size) = self._kept.popitem(last=False)
+                self._kept_bytes -= size
+
+    def _kept_inputs(self, ids: list[str]) -> dict[str, Any]:
+        """The kept inputs of these tasks (forgotten here: each task runs once)."""
+        found = {}
+        with self._kept_lock:
+            for task_id in ids:
+                kept = self._kept.pop(task_id, None)
+                if kept is not None:
+                    found[task_id] = kept[0]
+                    self._kept_bytes -= kept[1]
+        return found
+
     # the worker ------------------------------------------------------------------------------
 
-    def _claim(self) -> list[Task]:
+    def _claim(self) -> list[Row[Any]]:
         with self._claim_lock:
             return self._jobs.claim_many([KIND_ASYNC], limit=self._claim_size, lease=self._lease)
 
@@ -252,9 +300,10 @@ class TaskService:
             except Exception:  # never let the thread die; the rows' leases will run out
                 log.exception("run tasks failed unexpectedly")
 
-    def _execute(self, rows: list[Task]) -> None:
-        groups: dict[tuple[str, str, bool], list[Task]] = defaultdict(list)
+    def _execute(self, rows: list[Row[Any]]) -> None:
+        groups: dict[tuple[str, str, bool], list[Row[Any]]] = defaultdict(list)
         updates: list[dict[str, Any]] = []
+        kept = self._kept_inputs([row.id for row in rows])
         for row in rows:
             p = row.payload
             if row.attempts > self._max_attempts:
@@ -279,7 +328,7 @@ class TaskService:
             size = _FOLDED_FRAME if not debug and _folds(target) else _FRAME
             for start in range(0, len(members), size):
                 chunk = members[start : start + size]
-                updates += self._run_chunk(target, chunk, debug)
+                updates += self._run_chunk(target, chunk, debug, kept)
                 if len(updates) >= _FRAME * 4:
                     self._finish(updates)
                     updates = []
@@ -294,19 +343,17 @@ class TaskService:
             target = self._targets[key] = self.runs.target(ref, spec)
         return target
 
-    def _run_chunk(self, target: Target, chunk: list[Task], debug: bool) -> list[dict[str, Any]]:
+    def _run_chunk(
+        self, target: Target, chunk: list[Row[Any]], debug: bool, kept: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         from matterhub.hub.runtime.base import Call
 
-        calls = [
-            Call(
-                loaded(r.payload["inputs"]), r.payload["parameters"], r.payload.get("method", "run")
-            )
-            for r in chunk
-        ]
-        hashes = [
-            {"input_hash": r.payload["input_hash"], "parameters_hash": r.payload["parameters_hash"]}
-            for r in chunk
-        ]
+        calls, hashes = [], []
+        for row in chunk:
+            p = row.payload
+            inputs = kept[row.id] if row.id in kept else loaded(p["inputs"])
+            calls.append(Call(inputs, p["parameters"], p.get("method", "run")))
+            hashes.append({"input_hash": p["input_hash"], "parameters_hash": p["parameters_hash"]})
         outcomes = self.runs.execute(
             target, calls, hashes, {}, debug=debug, task_ids=[r.id for r in chunk]
         )
@@ -335,7 +382,7 @@ class TaskService:
             )
         return out
 
-    def _failed(self, row: Task, kind: str, message: str) -> dict[str, Any]:
+    def _failed(self, row: Row[Any], kind: str, message: str) -> dict[str, Any]:
         now = _now()
         return {
             "id": row.id,
@@ -347,21 +394,47 @@ class TaskService:
         }
 
     def _finish(self, updates: list[dict[str, Any]]) -> None:
-        if updates:
-            with self._catalog.transaction() as session:
-                session.execute(update(Task), updates)
-            self._notify()
+        if not updates:
+            return
+        # Core executemany by primary key, one per set of columns (a failure before the run
+        # sets no result): the ORM's bulk update cost several times more per row.
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for values in updates:
+            shapes[tuple(sorted(values))].append(values)
+        with self._catalog.transaction() as session:
+            for columns, group in shapes.items():
+                statement = update(_TASKS).where(_TASKS.c.id == bindparam("task_id"))
+                statement = statement.values(
+                    {c: bindparam(c, type_=_TASKS.c[c].type) for c in columns if c != "id"}
+                )
+                rows = [{c: v[c] for c in columns if c != "id"} for v in group]
+                for row, values in zip(rows, group, strict=True):
+                    row["task_id"] = values["id"]
+                session.execute(statement, rows)
+        self._notify([u["id"] for u in updates])
 
-    def _notify(self) -> None:
-        """Wake every waiting batch status request (they look again whether theirs is done)."""
+    def _notify(self, finished: list[str]) -> None:
+        """Tell waiting batch status requests which tasks have just finished (committed).
+
+        A waiter that has not looked yet keeps the ids and is woken; one that has crosses them
+        off its unfinished tasks and is woken only when none is left.
+        """
+        wake = []
         with self._waiters_lock:
-            waiters = list(self._waiters)
-        for loop, event in waiters:
+            for waiter in self._waiters:
+                if waiter.unfinished is None:
+                    waiter.early.update(finished)
+                    wake.append(waiter)
+                elif waiter.unfinished:
+                    waiter.unfinished.difference_update(finished)
+                    if not waiter.unfinished:
+                        wake.append(waiter)
+        for waiter in wake:
             try:
-                loop.call_soon_threadsafe(event.set)
+                waiter.loop.call_soon_threadsafe(waiter.event.set)
             except RuntimeError:  # its loop has closed
                 with self._waiters_lock:
-                    self._waiters.discard((loop, event))
+                    self._waiters.discard(waiter)
 
     # expiry ----------------------------------------------------------------------------------
 
@@ -451,27 +524,40 @@ class TaskService:
     async def wait_batch(self, identity: Identity, batch_id: str, wait_s: float) -> dict[str, Any]:
         """`batch_status` once the batch is done or `wait_s` (≤ MAX_WAIT_S) have passed.
 
-        Each look is a full `batch_status` (the access check included), made when tasks finish,
-        not on a timer. Raises BadRequest (400) naming `wait` beyond the bound.
+        One look at the tasks' statuses (a `batch_status` without results, the access check
+        included) gives the tasks not yet finished; then the bulk updates here report the
+        tasks they finish, and the answer — a full `batch_status`, checked again — is read as
+        soon as none is left (not on a timer, and without reading every status again at each
+        update). Raises BadRequest (400) naming `wait` beyond the bound.
         """
         if not 0 <= wait_s <= MAX_WAIT_S:
             raise BadRequest(f"wait is between 0 and {MAX_WAIT_S:g} seconds", field="wait")
         from matterhub.hub.runtime.base import in_thread
 
         deadline = time.monotonic() + wait_s
-        waiter = (asyncio.get_running_loop(), asyncio.Event())
-        with self._waiters_lock:
+        waiter = _Waiter(asyncio.get_running_loop())
+        with self._waiters_lock:  # before the look: tasks that finish during it are told too
             self._waiters.add(waiter)
         try:
+            found = await in_thread(self.batch_status, identity, batch_id, results=False)
+            if found["done"]:
+                return await in_thread(self.batch_status, identity, batch_id)
+            with self._waiters_lock:
+                waiter.unfinished = {
+                    i for i, t in found["tasks"].items() if t["status"] not in _FINAL
+                } - waiter.early
+                waiter.early = set()
             while True:
-                waiter[1].clear()  # a wake-up from here on means: look again
-                # Looks read the tasks' statuses only; the results once, when it is done.
-                found = await in_thread(self.batch_status, identity, batch_id, results=False)
+                waiter.event.clear()
+                with self._waiters_lock:
+                    if not waiter.unfinished:
+                        break
                 left = deadline - time.monotonic()
-                if found["done"] or left <= 0:
-                    return await in_thread(self.batch_status, identity, batch_id)
+                if left <= 0:
+                    break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter[1].wait(), left)
+                    await asyncio.wait_for(waiter.event.wait(), left)
+            return await in_thread(self.batch_status, identity, batch_id)
         finally:
             with self._waiters_lock:
                 self._waiters.discard(waiter)
@@ -486,7 +572,7 @@ class TaskService:
         ids: list[str] = row["payload"]["task_ids"]
         found: dict[str, dict[str, Any]] = {}
         with self._catalog.transaction() as session:
-            columns = (Task.id, Task.status, Task.result, Task.error)
+            columns = (Task.id, Task.status, self._output_column(), Task.error)
             for start in range(0, len(ids), 900):
                 part = ids[start : start + 900]
                 if not results:
@@ -495,12 +581,12 @@ class TaskService:
                     ):
                         found[task_id] = {"status": status}
                     continue
-                for task_id, status, result, error in session.execute(
+                for task_id, status, output, error in session.execute(
                     select(*columns).where(Task.id.in_(part))
                 ):
                     entry: dict[str, Any] = {"status": status}
                     if status == "success":
-                        entry["result"] = loaded((result or {}).get("output"))
+                        entry["result"] = loaded(output)
                     elif error:
                         entry["exception"] = {k: error.get(k) for k in ("type", "message")}
                     found[task_id] = entry
@@ -516,6 +602,31 @@ class TaskService:
             "counts": dict(counts),
             "tasks": {i: found.get(i, {"status": "expired"}) for i in ids},
         }
+
+    def _output_column(self) -> ColumnElement[Any]:
+        """A task's output alone, not its whole result: a batch's answer need not parse every
+        task's provenance. SQLite's `->` gives the output's JSON text as written (SQLAlchemy's
+        `result["output"]` there is `json_extract`, which rounds a float to 15 digits);
+        PostgreSQL's `->` keeps numbers exactly too. A missing output reads as None."""
+        if self._catalog.backend == "sqlite":
+            return Task.result.op("->", return_type=JSONDoc)(literal("$.output", String))
+        return Task.result["output"]
+
+
+_FINAL = ("success", "failed")
+
+
+class _Waiter:
+    """A long-polled batch status: its event loop and event, the tasks it still waits for
+    (None until its first look) and the tasks reported finished before that look."""
+
+    __slots__ = ("early", "event", "loop", "unfinished")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.event = asyncio.Event()
+        self.unfinished: set[str] | None = None
+        self.early: set[str] = set()
 
 
 def _folds(target: Target) -> bool:

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, Table, or_, select, update
 from sqlalchemy.orm import Session
 
 from matterhub.catalog import Catalog
 from matterhub.catalog.models import Task
 
 __all__ = ["OPEN", "Job", "JobQueue"]
+
+_TASKS = cast(Table, Task.__table__)
 
 # A job is open until it succeeds or fails; "received" waits for a worker, "running" holds a lease.
 OPEN = ("received", "running")
@@ -62,12 +64,15 @@ class JobQueue:
 
     def claim_many(
         self, kinds: Sequence[str], *, limit: int, lease: timedelta | None = None
-    ) -> list[Task]:
-        """Take up to `limit` of the oldest claimable jobs at once; their rows, detached.
+    ) -> list[Row[Any]]:
+        """Take up to `limit` of the oldest claimable jobs at once; their rows (every column of
+        `tasks`, by attribute: `row.id`, `row.payload`, …), oldest first.
 
         One conditional UPDATE marks them running under a lease stamped with this call's
         deadline; only rows carrying that stamp are returned, so when two workers race for the
         same rows each row goes to exactly one of them (a worker that wins none looks again).
+        The rows are read as plain rows, not ORM objects (a claim of 256 run tasks spent most
+        of its time building and detaching objects).
         """
         while True:
             now = _now()
@@ -91,13 +96,15 @@ class JobQueue:
                         started_at=now,
                     )
                 )
-                rows = session.scalars(
-                    select(Task)
-                    .where(Task.id.in_(ids), Task.status == "running", Task.lease_until == deadline)
-                    .order_by(Task.created_at)
+                rows = session.execute(
+                    select(_TASKS)
+                    .where(
+                        _TASKS.c.id.in_(ids),
+                        _TASKS.c.status == "running",
+                        _TASKS.c.lease_until == deadline,
+                    )
+                    .order_by(_TASKS.c.created_at)
                 ).all()
-                for row in rows:
-                    session.expunge(row)
             if rows:
                 return list(rows)
             # Another worker took every one of them first: look again.

@@ -3,6 +3,9 @@ of arrays in run records (`hub/arrays.py`): numbers travel and rest as their byt
 
 from __future__ import annotations
 
+import collections
+import datetime
+import enum
 from typing import Any
 
 import orjson
@@ -106,3 +109,45 @@ def test_an_array_hashes_by_its_dtype_shape_and_bytes() -> None:
     assert digest({"x": a}) != digest({"x": a + 1e-12})
     assert digest([1, 2.5]) == digest((1, 2.5))  # plain values: their canonical JSON
     assert digest(np.zeros((0, 2))) != digest(np.zeros((2, 0)))
+
+
+class _Colour(enum.IntEnum):
+    RED = 1
+
+
+class _Text(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        1.0,
+        [0.1, -0.0, 1e-300, 2**70, True, None, "é\u2028\"'"],
+        [float("nan"), float("inf"), -float("inf")],
+        {"a": (1, 2, [3, (4,)]), "b": {"c": [], "d": {}}},
+        {2: "int", True: "bool", None: "none", 1.5: "float", float("nan"): "nan"},
+        [{"deep": {2: [{"x": 1}]}}],
+        {"k": _Colour.RED, "s": _Text("t"), "f": np.float64(0.25), "g": np.float64("nan")},
+        {_Text("key"): 1},
+        collections.OrderedDict([("z", 1), ("a", 2)]),
+        [np.float32(0.5), np.int64(3), np.bool_(True)],
+        {"rows": np.arange(6, dtype=np.float32).reshape(2, 3), "n": 2},
+        datetime.date(2026, 12, 7),
+    ],
+)
+def test_a_reply_json_can_write_as_it_is_frames_as_the_walk_does(output: Any) -> None:
+    """`worker.encode` skips its walk for plain replies; the bytes must not change."""
+    from matterhub.hub import shim
+
+    reply = {"results": [{"ok": True, "output": output, "wall_s": 1e-5}], "recycle": False}
+    fast = b"".join(bytes(p) for p in worker.encode(reply, shim.jsonable))
+    walked = b"".join(bytes(p) for p in worker._walked(reply, shim.jsonable))
+    assert fast == walked  # (NaN included: the host refuses it either way, as before)
+
+
+def test_a_reply_that_contains_itself_fails_as_before() -> None:
+    cycle: list[Any] = [1.0]
+    cycle.append(cycle)
+    with pytest.raises(RecursionError):
+        worker.encode({"results": [{"ok": True, "output": cycle}]})

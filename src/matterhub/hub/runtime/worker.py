@@ -133,7 +133,27 @@ class Buffers:
 
 def encode(value: Any, jsonable: Any = None) -> list[bytes | memoryview]:
     """A value as a frame's parts (length, JSON length, JSON, array bytes…), numeric numpy
-    arrays and tensors as raw bytes; the rest through `jsonable` (the shim's) when given."""
+    arrays and tensors as raw bytes; the rest through `jsonable` (the shim's) when given.
+
+    A value that JSON writes as it is — only dicts with str keys, lists, tuples, str, int,
+    float, bool and None (and their subclasses json writes natively) — goes straight to
+    `json.dumps` (most replies: no array to take out, nothing to convert); anything else (an
+    array, a tensor, a numpy scalar, a non-str key, a dict or list subclass) is walked as
+    below. Both give the same JSON, non-finite floats (`NaN`) included.
+    """
+    if _plain_containers(value):
+        try:
+            text = json.dumps(value, separators=(",", ":"), default=_needs_walk).encode()
+        except (_NeedsWalk, ValueError, RecursionError):
+            pass  # the walk converts it, or raises as it always did
+        else:
+            return Buffers().frame(text)
+    return _walked(value, jsonable)
+
+
+def _walked(value: Any, jsonable: Any = None) -> list[bytes | memoryview]:
+    """`encode` by walking the value: arrays out as bytes, every other leaf through
+    `jsonable`, every dict key through str()."""
     buffers = Buffers()
 
     def walk(item: Any) -> Any:
@@ -156,6 +176,42 @@ def encode(value: Any, jsonable: Any = None) -> list[bytes | memoryview]:
 
     text = json.dumps(walk(value), separators=(",", ":"), default=_plain).encode()
     return buffers.frame(text)
+
+
+class _NeedsWalk(Exception):
+    """A value json cannot write as it is: `encode` walks it instead."""
+
+
+def _needs_walk(item: Any) -> Any:
+    raise _NeedsWalk
+
+
+_CONTAINERS = (dict, list, tuple)
+_MAX_CONTAINERS = 100_000  # past this (or a cycle), the walk decides
+
+
+def _plain_containers(value: Any) -> bool:
+    """Whether every container in `value` is exactly a dict with str keys, a list or a tuple
+    (then json writes the keys, and iterates, as the walk does)."""
+    stack, seen = [value], 0
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            if any(type(k) is not str for k in item):
+                return False
+            children = item.values()
+        elif kind is list or kind is tuple:
+            children = item
+        elif isinstance(item, _CONTAINERS):
+            return False  # a subclass: it may iterate or name its keys its own way
+        else:
+            continue
+        seen += 1
+        if seen > _MAX_CONTAINERS:
+            return False
+        stack.extend([c for c in children if isinstance(c, _CONTAINERS)])
+    return True
 
 
 def _plain(item: Any) -> Any:
