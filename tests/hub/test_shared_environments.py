@@ -51,6 +51,16 @@ def test_a_second_hub_reuses_the_environment_and_a_race_keeps_the_first(tmp_path
     assert (fresh / env_hash / "bin" / "python").exists()
 
 
+def test_a_hub_allowing_source_builds_never_shares_a_wheels_only_environment(
+    tmp_path: Path,
+) -> None:
+    wheels_only = _builder(tmp_path / "envs")
+    sources = EnvironmentBuilder(
+        envs_dir=tmp_path / "envs", cache_dir=SHARED_CACHE, source_builds=True
+    )
+    assert wheels_only.environment_hash(["numpy"]) != sources.environment_hash(["numpy"])
+
+
 def test_test_hubs_share_one_folder_unless_told_otherwise(tmp_path: Path) -> None:
     shared = hub_settings(tmp_path / "a").hub_envs_dir
     assert shared is not None and shared == hub_settings(tmp_path / "b").hub_envs_dir

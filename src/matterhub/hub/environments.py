@@ -98,6 +98,8 @@ class EnvironmentBuilder:
             "sources": self.sources.args(),
             "shim": hashlib.sha256(Path(shim.__file__).read_bytes()).hexdigest(),
         }
+        if self.source_builds:  # an environment that ran build scripts is not a wheels-only one
+            payload["source_builds"] = True
         digest.update(json.dumps(payload, sort_keys=True).encode())
         return digest.hexdigest()[:32]
 
