@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,13 @@ def pytest_report_header(config: pytest.Config) -> str:
     backends = catalog_backends()
     note = "" if len(backends) > 1 else f" (set {PG_ENV} to add postgresql)"
     return f"matterhub catalog backends: {', '.join(backends)}{note}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The run's shared servable environments (`tests/hub/conftest.py`) end with it."""
+    from tests.hub.conftest import SHARED_ENVS
+
+    shutil.rmtree(SHARED_ENVS, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

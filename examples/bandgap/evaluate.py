@@ -38,7 +38,17 @@ from typing import Any
 import numpy as np
 from examples.bandgap import bandgap, models, simulate
 
-__all__ = ["HOLDOUT_BI", "baselines", "evaluate", "figures", "held_out", "main", "table"]
+__all__ = [
+    "HOLDOUT_BI",
+    "baselines",
+    "evaluate",
+    "figure_reconstructions",
+    "figure_tsne",
+    "figures",
+    "held_out",
+    "main",
+    "table",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "usecases"
@@ -161,29 +171,24 @@ def _upscale(image: np.ndarray, factor: int = 4) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
-def figures(result: dict[str, Any], docs: Path = DOCS, *, tsne_points: int = 1500) -> list[Path]:
-    """The Figure-4 analogues and a parity plot; returns the PNG paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def figure_reconstructions(
+    images: np.ndarray, gap_ev: np.ndarray, trained: dict[str, models.Trained], title: str
+) -> Any:
+    """Figure 4, left: ten films spread over the gaps (lowest to highest), each above its AE and
+    VAE reconstructions (`trained["ae"]`, `trained["vae"]`); a matplotlib figure."""
     import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
 
-    test, trained = result["_test"], result["_trained"]
-    docs.mkdir(parents=True, exist_ok=True)
-    paths = []
-    # 4a: originals and reconstructions, ordered by gap.
-    order = np.argsort(test["gap_ev"])
+    order = np.argsort(gap_ev)
     pick = order[np.linspace(0, len(order) - 1, 10).astype(int)]
-    originals = test["image"][pick]
+    originals = images[pick]
     rows = [
         ("original", originals),
         ("AE", models.reconstruct(trained["ae"], originals)),
         ("VAE", models.reconstruct(trained["vae"], originals)),
     ]
     fig, axes = plt.subplots(3, len(pick), figsize=(len(pick) * 1.1, 3.8))
-    for r, (name, images) in enumerate(rows):
-        for c, image in enumerate(images):
+    for r, (name, shown) in enumerate(rows):
+        for c, image in enumerate(shown):
             ax = axes[r, c]
             ax.imshow(_upscale(image), interpolation="nearest")
             ax.set_xticks([])
@@ -191,11 +196,49 @@ def figures(result: dict[str, Any], docs: Path = DOCS, *, tsne_points: int = 150
             if c == 0:
                 ax.set_ylabel(name)
             if r == 0:
-                ax.set_title(f"{test['gap_ev'][pick[c]]:.2f} eV", fontsize=8)
-    fig.suptitle(
-        f"Held-out test films ({result['held_out']}): originals and reconstructions", fontsize=9
-    )
+                ax.set_title(f"{gap_ev[pick[c]]:.2f} eV", fontsize=8)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def figure_tsne(latent: np.ndarray, images: np.ndarray, gap_ev: np.ndarray, seed: int) -> Any:
+    """Figure 4, right: a t-SNE of VAE latent means (n, 8), each point in its image's mean colour
+    and sized by its band gap; a matplotlib figure."""
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    perplexity = min(30.0, max(5.0, (len(latent) - 1) / 3.5))
+    xy = TSNE(2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(latent)
+    colour = images.reshape(len(images), -1, 3).mean(axis=1) / 255.0
+    size = 4 + 60 * (gap_ev - gap_ev.min()) / max(float(np.ptp(gap_ev)), 1e-9)
+    fig, ax = plt.subplots(figsize=(6, 5.2))
+    ax.set_facecolor("0.35")
+    ax.scatter(xy[:, 0], xy[:, 1], c=colour, s=size, edgecolors="none")
+    ax.set_title(
+        f"t-SNE of VAE latent means, {len(latent)} held-out films\n"
+        f"colour = mean image colour; size = band gap ({gap_ev.min():.2f}–{gap_ev.max():.2f} eV)",
+        fontsize=9,
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def figures(result: dict[str, Any], docs: Path = DOCS, *, tsne_points: int = 1500) -> list[Path]:
+    """The Figure-4 analogues and a parity plot; returns the PNG paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    test, trained = result["_test"], result["_trained"]
+    docs.mkdir(parents=True, exist_ok=True)
+    paths = []
+    # 4a: originals and reconstructions, ordered by gap.
+    title = f"Held-out test films ({result['held_out']}): originals and reconstructions"
+    fig = figure_reconstructions(test["image"], test["gap_ev"], trained, title)
     paths.append(docs / "bandgap-figure4a.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
@@ -208,24 +251,7 @@ def figures(result: dict[str, Any], docs: Path = DOCS, *, tsne_points: int = 150
 
     with torch.no_grad():
         latent = vae.latent(torch.as_tensor(test["image"][some], dtype=torch.float32)).numpy()
-    perplexity = min(30.0, max(5.0, (len(some) - 1) / 3.5))
-    xy = TSNE(2, perplexity=perplexity, random_state=result["seed"], init="pca").fit_transform(
-        latent
-    )
-    colour = test["image"][some].reshape(len(some), -1, 3).mean(axis=1) / 255.0
-    gap = test["gap_ev"][some]
-    size = 4 + 60 * (gap - gap.min()) / max(float(np.ptp(gap)), 1e-9)
-    fig, ax = plt.subplots(figsize=(6, 5.2))
-    ax.set_facecolor("0.35")
-    ax.scatter(xy[:, 0], xy[:, 1], c=colour, s=size, edgecolors="none")
-    ax.set_title(
-        f"t-SNE of VAE latent means, {len(some)} held-out films\n"
-        f"colour = mean image colour; size = band gap ({gap.min():.2f}–{gap.max():.2f} eV)",
-        fontsize=9,
-    )
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.tight_layout()
+    fig = figure_tsne(latent, test["image"][some], test["gap_ev"][some], result["seed"])
     paths.append(docs / "bandgap-figure4b.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)

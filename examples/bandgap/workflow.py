@@ -61,9 +61,11 @@ __all__ = [
     "TEST_ELEMENTS",
     "TEST_REGION",
     "TRAIN_REGION",
+    "check_cuts",
     "cut",
     "encode",
     "load_cut",
+    "predict_test",
     "publish",
     "submit",
     "train",
@@ -122,6 +124,19 @@ def cut(client: Client, source_id: str) -> dict[str, list[dict[str, Any]]]:
     )  # fmt: skip
     key = lambda r: r["custom"]["index"]  # noqa: E731
     return {"train": sorted(train, key=key), "test": sorted(test, key=key)}
+
+
+def check_cuts(table: Any, cuts: dict[str, list[dict[str, Any]]]) -> dict[str, list[int]]:
+    """The sample indices of each cut, checked against `load_dataset`'s table (the whole
+    dataset, one row per record): every found record's fraction lies in its cut's range."""
+    indices = {k: [int(r["custom"]["index"]) for r in v] for k, v in cuts.items()}
+    by_index = table.set_index("custom.index")
+    for name, found in indices.items():
+        rows = by_index.loc[found]
+        field, lo, hi = TEST_REGION if name == "test" else TRAIN_REGION
+        if not rows[field].between(lo, hi).all():
+            raise AssertionError(f"the {name} cut holds records outside {field} in [{lo}, {hi}]")
+    return indices
 
 
 def load_cut(client: Client, records: list[dict[str, Any]], folder: Path) -> dict[str, np.ndarray]:
@@ -212,6 +227,51 @@ def encode(client: Client, ref: str, images: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(r["result"]) for r in results])
 
 
+def predict_test(
+    client: Client,
+    published: dict[str, dict[str, Any]],
+    trained: dict[str, models.Trained],
+    folder: Path,
+    test: dict[str, np.ndarray],
+    *,
+    baseline: float,
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """The test images through the published servables (`publish`'s answer, whose entries get
+    `images_per_s` and `largest_difference` to the same model in-process): the served answers
+    by servable name (and `index`), and the MAE in eV of each model's Tauc gaps, the
+    pipeline's gaps and the trivial `baseline` gap against the simulator's truth."""
+    served: dict[str, np.ndarray] = {"index": test["index"]}
+    gaps: dict[str, float] = {}
+    x = test["image"].astype(np.float32)
+    local = {
+        servables.ENCODER: models.load(folder, "vae", output="latent").model,
+        **{name: trained[kind].model for kind, name in servables.MODEL_NAMES.items()},
+    }
+    for name, model in local.items():
+        entry = published[name]
+        started = time.monotonic()
+        answer = encode(client, entry["ref"], x)
+        entry["images_per_s"] = round(len(answer) / (time.monotonic() - started), 1)
+        entry["largest_difference"] = float(np.max(np.abs(answer - models.predict(model, x))))
+        served[name] = answer
+        if name != servables.ENCODER:
+            predicted = bandgap.tauc_gap(answer, simulate.WAVELENGTH_NM)
+            gaps[name] = float(np.mean(np.abs(predicted - test["gap_ev"])))
+        worst = entry["largest_difference"]
+        print(f"  {name}: {len(answer)} images, {entry['images_per_s']} images/s, "
+              f"largest difference to in-process {worst:.1e}")  # fmt: skip
+    # The pipeline: image → VAE spectrum → Tauc gap, one call with the images as bytes.
+    entry = published[servables.PIPELINE]
+    started = time.monotonic()
+    served[servables.PIPELINE] = np.asarray(client.run(entry["ref"], x, binary=True))
+    entry["images_per_s"] = round(len(x) / (time.monotonic() - started), 1)
+    expected = bandgap.tauc_gap(served["bandgap_vae"], simulate.WAVELENGTH_NM)
+    entry["largest_difference"] = float(np.max(np.abs(served[servables.PIPELINE] - expected)))
+    gaps[servables.PIPELINE] = float(np.mean(np.abs(served[servables.PIPELINE] - test["gap_ev"])))
+    gaps["baseline (training mean)"] = float(np.mean(np.abs(baseline - test["gap_ev"])))
+    return served, gaps
+
+
 def run(url: str, token: str, args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -238,12 +298,7 @@ def run(url: str, token: str, args: argparse.Namespace) -> None:
         print("== 2. Forge: training and test sets by composition and elements")
         cuts = cut(client, version["source_id"])
         table = load_dataset(client, version["source_id"])
-        indices = {k: [int(r["custom"]["index"]) for r in v] for k, v in cuts.items()}
-        by_index = table.set_index("custom.index")
-        for name, found in indices.items():
-            rows = by_index.loc[found]
-            field, lo, hi = TEST_REGION if name == "test" else TRAIN_REGION
-            assert rows[field].between(lo, hi).all(), name
+        indices = check_cuts(table, cuts)
         summary["found"] = {k: len(v) for k, v in indices.items()} | {"records": len(table)}
         print(f"  {len(table)} records; train {len(indices['train'])}, test {len(indices['test'])}")
         data = {k: load_cut(client, v, out / "download" / k) for k, v in cuts.items()}
@@ -254,39 +309,10 @@ def run(url: str, token: str, args: argparse.Namespace) -> None:
         summary["servables"] = publish(client, out / "trained", version)
 
         print("== 4. encode and predict the test images through the hub")
-        test = data["test"]
-        served: dict[str, np.ndarray] = {"index": test["index"]}
-        gaps: dict[str, Any] = {}
-        baseline = float(np.mean(data["train"]["gap_ev"]))
-        x = test["image"].astype(np.float32)
-        local = {
-            servables.ENCODER: models.load(out / "trained", "vae", output="latent").model,
-            **{name: trained[kind].model for kind, name in servables.MODEL_NAMES.items()},
-        }
-        for name, model in local.items():
-            entry = summary["servables"][name]
-            started = time.monotonic()
-            answer = encode(client, entry["ref"], x)
-            entry["images_per_s"] = round(len(answer) / (time.monotonic() - started), 1)
-            entry["largest_difference"] = float(np.max(np.abs(answer - models.predict(model, x))))
-            served[name] = answer
-            if name != servables.ENCODER:
-                predicted = bandgap.tauc_gap(answer, simulate.WAVELENGTH_NM)
-                gaps[name] = float(np.mean(np.abs(predicted - test["gap_ev"])))
-            worst = entry["largest_difference"]
-            print(f"  {name}: {len(answer)} images, {entry['images_per_s']} images/s, "
-                  f"largest difference to in-process {worst:.1e}")  # fmt: skip
-        # The pipeline: image → VAE spectrum → Tauc gap, one call with the images as bytes.
-        entry = summary["servables"][servables.PIPELINE]
-        started = time.monotonic()
-        served[servables.PIPELINE] = np.asarray(client.run(entry["ref"], x, binary=True))
-        entry["images_per_s"] = round(len(x) / (time.monotonic() - started), 1)
-        expected = bandgap.tauc_gap(served["bandgap_vae"], simulate.WAVELENGTH_NM)
-        entry["largest_difference"] = float(np.max(np.abs(served[servables.PIPELINE] - expected)))
-        gaps[servables.PIPELINE] = float(
-            np.mean(np.abs(served[servables.PIPELINE] - test["gap_ev"]))
-        )
-        gaps["baseline (training mean)"] = float(np.mean(np.abs(baseline - test["gap_ev"])))
+        served, gaps = predict_test(
+            client, summary["servables"], trained, out / "trained", data["test"],
+            baseline=float(np.mean(data["train"]["gap_ev"])),
+        )  # fmt: skip
         summary["mae_ev"] = gaps
         for name, mae in gaps.items():
             print(f"  MAE {name}: {mae:.3f} eV")

@@ -349,7 +349,7 @@ def _servables(
     """The servable registry, its environment builder (issue #7) and its source fetcher."""
     hub_dir = settings.data_dir / "hub"
     envs = EnvironmentBuilder(
-        envs_dir=hub_dir / "envs",
+        envs_dir=settings.hub_envs_dir or hub_dir / "envs",
         cache_dir=settings.hub_cache_dir or hub_dir / "cache",
         sources=PackageSources(
             index_url=settings.hub_index_url,

@@ -293,6 +293,13 @@ class Settings(BaseSettings):
         default=None,
         description="Shared wheel/package cache of servable builds (default <data_dir>/hub/cache).",
     )
+    hub_envs_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Where servable environments are built (default <data_dir>/hub/envs). They are "
+            "content-addressed and complete or absent, so hubs on one machine may share it."
+        ),
+    )
     hub_index_url: str | None = Field(
         default=None,
         description="Package index servable environments install from (default: the installer's).",

@@ -21,7 +21,7 @@ from examples.delta_learning.workflow import QUICK_MOLECULES, split
 
 from matterhub import Client
 from tests.fakes.datacite import FakeDataCite
-from tests.hub.conftest import LOCAL_WHEELS, SHARED_CACHE, hub_settings
+from tests.hub.conftest import LOCAL_WHEELS, SHARED_CACHE, SHARED_ENVS, hub_settings
 from tests.hub.served import serve
 
 pytestmark = pytest.mark.timeout(900)
@@ -126,6 +126,7 @@ def test_the_quick_workflow_on_its_own_hub_with_datacite(tmp_path: Path) -> None
             "MATTERHUB_DATACITE_PASSWORD": fake.password,
             "MATTERHUB_DATACITE_PREFIX": fake.prefix,
             "MATTERHUB_HUB_CACHE_DIR": str(SHARED_CACHE),
+            "MATTERHUB_HUB_ENVS_DIR": str(SHARED_ENVS),
             "MATTERHUB_HUB_FIND_LINKS": json.dumps(LOCAL_WHEELS),
         }
         hub_dir = tmp_path / "own-hub"

@@ -1,8 +1,11 @@
-"""Hub fixtures: a hub whose builds share one package cache across test runs, users and a group."""
+"""Hub fixtures: a hub whose builds share one package cache across test runs (and environments
+within one), users and a group."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,13 +28,19 @@ from tests.client.conftest import BASE, transport_for
 SHARED_CACHE = Path.home() / ".cache" / "matterhub-tests" / "hub"
 # The CPU build of torch lies on this machine's disk; never let a build fetch the generic one.
 LOCAL_WHEELS = [p for p in ["/opt/wheels"] if Path(p).is_dir()]
+# The test hubs of one pytest run share their servable environments (content-addressed, complete
+# or absent): a requirement set — torch, say — is built once a run, not once a test hub. A fresh
+# folder each run (this process's id), removed when the run ends (tests/conftest.py), so every
+# run still builds each environment once. `hub_envs_dir=None` gives a hub its own.
+SHARED_ENVS = Path(tempfile.gettempdir()) / f"matterhub-test-envs-{os.getpid()}"
 
 
 def hub_settings(data_dir: Path, database_url: str | None = None, **extra: object) -> Settings:
-    """Settings for a hub in `data_dir` using the shared build cache."""
+    """Settings for a hub in `data_dir` using the shared build cache and environments."""
     kwargs: dict[str, object] = {
         "data_dir": data_dir,
         "hub_cache_dir": SHARED_CACHE,
+        "hub_envs_dir": SHARED_ENVS,
         "hub_find_links": LOCAL_WHEELS,
         **extra,
     }

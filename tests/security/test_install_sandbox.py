@@ -97,7 +97,8 @@ def publish(hub, folder: Path) -> dict:  # type: ignore[no-untyped-def]
 def test_installs_take_wheels_only_by_default(tmp_path: Path) -> None:
     data_dir = tmp_path / "hub"
     links = make_sdist(tmp_path / "links", data_dir)
-    settings = hub_settings(data_dir, hub_find_links=[str(links), *LOCAL_WHEELS])
+    # Its own environments: what the installer may see is the point here.
+    settings = hub_settings(data_dir, hub_find_links=[str(links), *LOCAL_WHEELS], hub_envs_dir=None)
     for hub in start_hub(settings):
         build = publish(hub, tmp_path / "src")
         assert build["status"] == "failed" and build["step"] == "environment", build["log"]
@@ -109,7 +110,10 @@ def test_a_source_build_runs_sandboxed_with_no_view_of_the_hub(tmp_path: Path) -
     data_dir = tmp_path / "hub"
     links = make_sdist(tmp_path / "links", data_dir)
     settings = hub_settings(
-        data_dir, hub_find_links=[str(links), *LOCAL_WHEELS], hub_source_builds=True
+        data_dir,
+        hub_find_links=[str(links), *LOCAL_WHEELS],
+        hub_source_builds=True,
+        hub_envs_dir=None,
     )
     for hub in start_hub(settings):
         build = publish(hub, tmp_path / "src")

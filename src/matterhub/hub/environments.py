@@ -7,7 +7,8 @@ the package sources and the shim, so identical requirement sets share one read-o
 and any change builds a new one. `uv` is used when it is installed (much faster, and its cache
 hard-links files into each environment), else `venv` + `pip`; both use one shared cache under
 the data folder, so a rebuild downloads nothing. An environment is built in a temporary folder
-and renamed into place once complete: a failed or interrupted build leaves nothing half-made.
+and renamed into place once complete: a failed or interrupted build leaves nothing half-made,
+and hubs on one machine may share the environments' folder (`hub_envs_dir`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +98,8 @@ class EnvironmentBuilder:
             "sources": self.sources.args(),
             "shim": hashlib.sha256(Path(shim.__file__).read_bytes()).hexdigest(),
         }
+        if self.source_builds:  # an environment that ran build scripts is not a wheels-only one
+            payload["source_builds"] = True
         digest.update(json.dumps(payload, sort_keys=True).encode())
         return digest.hexdigest()[:32]
 
@@ -125,7 +129,8 @@ class EnvironmentBuilder:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             # The installer's sandbox sees (and may write) only this folder: the environment
             # is made inside it, then moved into place.
-            box = self.envs_dir / f".{env_hash}.{os.getpid()}.tmp"
+            # Hubs may share the folder (`hub_envs_dir`): each build stages in its own box.
+            box = self.envs_dir / f".{env_hash}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
             shutil.rmtree(box, ignore_errors=True)
             staging = box / "env"
             try:
@@ -137,6 +142,9 @@ class EnvironmentBuilder:
                 (staging / _READY).write_text(env_hash)
                 for name in (SHIM_NAME, "requirements.txt", _READY):
                     (staging / name).chmod(0o644)
+                if (target / _READY).exists():  # another hub sharing the folder finished first
+                    log(f"environment {env_hash} was built meanwhile; using it")
+                    return env_hash
                 shutil.rmtree(target, ignore_errors=True)
                 staging.rename(target)
             finally:
