@@ -14,15 +14,17 @@ from typing import Any
 
 import orjson
 import tantivy
+from pydantic import Field
 from tantivy import Index, Occur, Query, SchemaBuilder
 
 from matterhub.core.errors import BadRequest, MatterHubError, SearchError
 from matterhub.core.search import GFacet
+from matterhub.plugins import PluginSettings
 from matterhub.search.backend import Hit, Page, SearchBackend, SearchSpec
 from matterhub.search.documents import Prepared
 from matterhub.search.translate import Translator
 
-__all__ = ["TantivyIndex"]
+__all__ = ["TantivyIndex", "TantivySettings"]
 
 _NUMERIC = {"long", "double"}
 _FIXED_INTERVALS = {"second": "1s", "minute": "1m", "hour": "1h", "day": "1d", "week": "7d"}
@@ -47,8 +49,36 @@ def _schema() -> tantivy.Schema:
     return sb.build()
 
 
+class TantivySettings(PluginSettings):
+    """The tantivy backend's settings (`MATTERHUB_SEARCH_TANTIVY_<FIELD>`)."""
+
+    heap_mb: int = Field(
+        default=512,
+        ge=16,
+        le=64 * 1024,
+        description=(
+            "Memory of each index's writer in MiB, shared by its threads: more holds more "
+            "entries between segment flushes during a large ingest."
+        ),
+    )
+    threads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Indexing threads of each index's writer.",
+    )
+
+
 class TantivyIndex(SearchBackend):
     """A tantivy index in `path`; the process holding it is its only writer (tantivy's rule)."""
+
+    settings_model = TantivySettings
+
+    @classmethod
+    def open(cls, location: Path, settings: PluginSettings) -> TantivyIndex:
+        """The index in folder `location`, with the writer's memory and threads of `settings`."""
+        assert isinstance(settings, TantivySettings)
+        return cls(location, heap_bytes=settings.heap_mb * 1024 * 1024, threads=settings.threads)
 
     def __init__(
         self, path: Path, *, heap_bytes: int = 512 * 1024 * 1024, threads: int = 2
