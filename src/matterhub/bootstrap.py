@@ -31,7 +31,8 @@ from matterhub.hub.access import AccessRequests
 from matterhub.hub.cache import ResultCache
 from matterhub.hub.identifiers import ServableIdentifiers
 from matterhub.hub.inputs import InputFiles
-from matterhub.hub.runtime import RunLimits, RunService, open_executor
+from matterhub.hub.runtime import ENTRY_POINT_GROUP as EXECUTORS
+from matterhub.hub.runtime import Executor, ExecutorContext, RunLimits, RunService
 from matterhub.hub.runtime.autoscale import Autoscaler, ScalingDefaults
 from matterhub.hub.runtime.scaling import ScalingService
 from matterhub.hub.sources import SourceFetcher
@@ -41,14 +42,24 @@ from matterhub.interop.oai import OAIRepository, RepositoryInfo, TokenCodec
 from matterhub.interop.optimade import FilterLimits, OptimadeService
 from matterhub.jobs import JobQueue
 from matterhub.netguard import NetGuard
+from matterhub.plugins import PluginSettings, env_prefix, load_plugin, plugin_settings
 from matterhub.publish import DatasetService, load_pid_provider
 from matterhub.sandbox import Limits, Sandbox
+from matterhub.search.backend import ENTRY_POINT_GROUP as SEARCH_BACKENDS
+from matterhub.search.backend import SearchBackend
 from matterhub.search.parser import QueryLimits
 from matterhub.search.service import SearchService
-from matterhub.search.tantivy import TantivyIndex
 from matterhub.settings import Settings
 
-__all__ = ["PRIVATE_UMASK", "Services", "build_services", "restrict_file_modes", "server_secret"]
+__all__ = [
+    "PRIVATE_UMASK",
+    "Services",
+    "build_services",
+    "executor_opener",
+    "open_search_backend",
+    "restrict_file_modes",
+    "server_secret",
+]
 
 PRIVATE_UMASK = 0o077
 """What a server process masks off: everything it creates is 0600 (files) or 0700 (folders)."""
@@ -128,6 +139,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     restrict_file_modes()
     _ensure_dir(settings.data_dir, field="data_dir")
     _tune_gc()
+    # The plugins and their settings are checked before anything is opened.
+    open_backend = open_search_backend(settings)
+    open_executor = executor_opener(settings)
     catalog = open_catalog(settings.database_url, migrate=migrate)
     blobs = open_blobs(settings.storage_url, settings.storage_options)
     policy = Policy()
@@ -158,7 +172,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         catalog,
         policy,
         index_dir=settings.index_dir,
-        open_backend=TantivyIndex,
+        open_backend=open_backend,
         query_limits=limits,
     )
     secret = server_secret(settings)
@@ -196,7 +210,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     servables.identifiers = ServableIdentifiers(
         catalog, policy, search, pids, base_url=settings.base_url, retry_s=settings.pid_retry_s
     )
-    runs = _runs(settings, servables, sandbox, guard)
+    runs = _runs(settings, servables, sandbox, guard, open_executor)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -299,16 +313,21 @@ def open_sandbox(settings: Settings) -> Sandbox:
 
 
 def _runs(
-    settings: Settings, servables: ServableService, sandbox: Sandbox, guard: NetGuard
+    settings: Settings,
+    servables: ServableService,
+    sandbox: Sandbox,
+    guard: NetGuard,
+    open_executor: Callable[[ExecutorContext], Executor],
 ) -> RunService:
     """The runtime of issue #8: the executor named by `executor`, the result cache, limits."""
     executor = open_executor(
-        settings.executor,
-        scratch_dir=settings.data_dir / "hub" / "scratch",
-        sandbox=sandbox,
-        max_workers=settings.hub_max_workers,
-        idle_s=settings.hub_worker_idle_s,
-        inputs_dir=settings.data_dir / "hub" / "inputs",
+        ExecutorContext(
+            scratch_dir=settings.data_dir / "hub" / "scratch",
+            sandbox=sandbox,
+            inputs_dir=settings.data_dir / "hub" / "inputs",
+            max_workers=settings.hub_max_workers,
+            idle_s=settings.hub_worker_idle_s,
+        )
     )
     limits = RunLimits(
         worker=sandbox.maxima,
@@ -330,6 +349,55 @@ def _runs(
         guard=guard,
     )
     return RunService(servables, executor, ResultCache(), limits=limits, files=files)
+
+
+def _port_plugin(group: str, name: str, port: type[Any], *, field: str, what: str) -> Any:
+    """The class registered as `name` under `group`, checked to implement `port`."""
+    found = load_plugin(group, name, field=field, what=what)
+    if not (isinstance(found, type) and issubclass(found, port)):
+        raise InvalidInput(
+            f"{what} {name!r} ({group}) is not a {port.__name__} subclass", field=field
+        )
+    return found
+
+
+def open_search_backend(settings: Settings) -> Callable[[Path], SearchBackend]:
+    """How the search service opens an index folder: the backend `search_backend` names, with
+    its settings from `search_options` and `MATTERHUB_SEARCH_<NAME>_*`, checked now."""
+    name = settings.search_backend
+    backend = _port_plugin(
+        SEARCH_BACKENDS, name, SearchBackend, field="search_backend", what="search backend"
+    )
+    options: PluginSettings = plugin_settings(
+        backend.settings_model,
+        settings.search_options,
+        prefix=env_prefix("search", name),
+        field="search_options",
+    )
+    return functools.partial(backend.open, settings=options)
+
+
+def executor_opener(settings: Settings) -> Callable[[ExecutorContext], Executor]:
+    """How the run service's executor is opened: the plugin `executor` names (by the part before
+    its first ':'), with its settings from `executor_options` and `MATTERHUB_EXECUTOR_<NAME>_*`,
+    checked now."""
+    name = settings.executor.partition(":")[0]
+    executor = _port_plugin(EXECUTORS, name, Executor, field="executor", what="executor")
+    executor.check_target(settings.executor)
+    options: PluginSettings = plugin_settings(
+        executor.settings_model,
+        settings.executor_options,
+        prefix=env_prefix("executor", name),
+        field="executor_options",
+    )
+
+    def open_(context: ExecutorContext) -> Executor:
+        opened = executor.open(settings.executor, context, options)
+        if not isinstance(opened, Executor):
+            raise InvalidInput(f"executor {name!r} opened no Executor", field="executor")
+        return opened
+
+    return open_
 
 
 def _servables(
