@@ -3,9 +3,6 @@ picked up by being installed, without editing MatterHub."""
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +13,15 @@ from matterhub.cli.main import app
 from matterhub.core.errors import InvalidInput
 from matterhub.core.identity import SYSTEM_IDENTITY
 from matterhub.core.search import GSearchRequest
+from matterhub.hub.adapters import ENTRY_POINT_GROUP as MODEL_ADAPTERS
+from matterhub.hub.adapters import ModelAdapter
 from matterhub.hub.runtime import ENTRY_POINT_GROUP as EXECUTORS
 from matterhub.hub.runtime import Executor
 from matterhub.plugins import env_prefix, load_plugin, plugin_names, plugin_settings
 from matterhub.search.backend import ENTRY_POINT_GROUP as SEARCH_BACKENDS
 from matterhub.search.backend import SearchBackend
 from matterhub.settings import Settings
+from tests.distributions import install_distribution
 
 DOCS = Path(__file__).parents[1] / "docs" / "plugins.md"
 
@@ -90,18 +90,15 @@ acme = acme_hub_plugins:AcmeExecutor
 
 
 @pytest.fixture
-def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Acme's distribution installed: a module and its .dist-info on sys.path."""
-    site = tmp_path / "site"
-    (site / "acme_hub_plugins").mkdir(parents=True)
-    (site / "acme_hub_plugins" / "__init__.py").write_text(textwrap.dedent(ACME))
-    info = site / "acme_hub_plugins-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-hub-plugins\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(ENTRY_POINTS)
-    monkeypatch.syspath_prepend(str(site))
-    yield site
-    sys.modules.pop("acme_hub_plugins", None)
+    return install_distribution(
+        tmp_path / "site",
+        monkeypatch,
+        name="acme-hub-plugins",
+        files={"acme_hub_plugins/__init__.py": ACME},
+        entry_points=ENTRY_POINTS,
+    )
 
 
 def test_builtins_register_like_anyone_else() -> None:
@@ -112,6 +109,8 @@ def test_builtins_register_like_anyone_else() -> None:
     # The Ray executor's module imports Ray only when it opens: it loads without the extra.
     for name in plugin_names(EXECUTORS):
         assert issubclass(load_plugin(EXECUTORS, name, field="f", what="w"), Executor)
+    for name in plugin_names(MODEL_ADAPTERS):
+        assert issubclass(load_plugin(MODEL_ADAPTERS, name, field="f", what="w"), ModelAdapter)
 
 
 def test_a_third_party_backend_and_executor_are_picked_up(

@@ -28,6 +28,8 @@ from matterhub.core.organizations import Organization
 from matterhub.core.policy import Policy
 from matterhub.hub import EnvironmentBuilder, PackageSources, ServableService
 from matterhub.hub.access import AccessRequests
+from matterhub.hub.adapters import ENTRY_POINT_GROUP as MODEL_ADAPTERS
+from matterhub.hub.adapters import ModelAdapter, ModelAdapters
 from matterhub.hub.cache import ResultCache
 from matterhub.hub.identifiers import ServableIdentifiers
 from matterhub.hub.inputs import InputFiles
@@ -42,7 +44,13 @@ from matterhub.interop.oai import OAIRepository, RepositoryInfo, TokenCodec
 from matterhub.interop.optimade import FilterLimits, OptimadeService
 from matterhub.jobs import JobQueue
 from matterhub.netguard import NetGuard
-from matterhub.plugins import PluginSettings, env_prefix, load_plugin, plugin_settings
+from matterhub.plugins import (
+    PluginSettings,
+    env_prefix,
+    iter_plugins,
+    load_plugin,
+    plugin_settings,
+)
 from matterhub.publish import DatasetService, load_pid_provider
 from matterhub.sandbox import Limits, Sandbox
 from matterhub.search.backend import ENTRY_POINT_GROUP as SEARCH_BACKENDS
@@ -142,6 +150,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     # The plugins and their settings are checked before anything is opened.
     open_backend = open_search_backend(settings)
     open_executor = executor_opener(settings)
+    adapters = model_adapters(settings)
     catalog = open_catalog(settings.database_url, migrate=migrate)
     blobs = open_blobs(settings.storage_url, settings.storage_options)
     policy = Policy()
@@ -206,9 +215,15 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         extract=_extract(settings),
     )
     sandbox = open_sandbox(settings)
-    servables = _servables(settings, catalog, blobs, policy, search, sandbox, guard)
+    servables = _servables(settings, catalog, blobs, policy, search, sandbox, guard, adapters)
     servables.identifiers = ServableIdentifiers(
-        catalog, policy, search, pids, base_url=settings.base_url, retry_s=settings.pid_retry_s
+        catalog,
+        policy,
+        search,
+        pids,
+        base_url=settings.base_url,
+        retry_s=settings.pid_retry_s,
+        kinds=adapters.kinds(),
     )
     runs = _runs(settings, servables, sandbox, guard, open_executor)
     return Services(
@@ -400,6 +415,40 @@ def executor_opener(settings: Settings) -> Callable[[ExecutorContext], Executor]
     return open_
 
 
+def model_adapters(settings: Settings) -> ModelAdapters:
+    """Every model adapter installed (`matterhub.model_adapters`), each with its settings from
+    `model_adapter_options.<name>` and `MATTERHUB_MODEL_ADAPTER_<NAME>_*`, checked now."""
+    known = set(settings.model_adapter_options)
+    out = ModelAdapters()
+    for name, adapter in iter_plugins(MODEL_ADAPTERS):
+        known.discard(name)
+        if not (isinstance(adapter, type) and issubclass(adapter, ModelAdapter)):
+            raise InvalidInput(
+                f"model adapter {name!r} ({MODEL_ADAPTERS}) is not a ModelAdapter subclass",
+                field=f"model_adapter_options.{name}",
+            )
+        options = plugin_settings(
+            adapter.settings_model,
+            settings.model_adapter_options.get(name, {}),
+            prefix=env_prefix("model_adapter", name),
+            field=f"model_adapter_options.{name}",
+        )
+        out.add(adapter(options))
+    if not out.shims:
+        raise InvalidInput(
+            f"no model adapters are registered under {MODEL_ADAPTERS!r} (is matterhub installed? "
+            "`pip install -e .` refreshes a source checkout's entry points)",
+            field="model_adapter_options",
+        )
+    if known:
+        raise InvalidInput(
+            "model_adapter_options names adapters that are not installed: "
+            + ", ".join(sorted(known)),
+            field="model_adapter_options",
+        )
+    return out
+
+
 def _servables(
     settings: Settings,
     catalog: Catalog,
@@ -408,6 +457,7 @@ def _servables(
     search: SearchService,
     sandbox: Sandbox,
     guard: NetGuard,
+    adapters: ModelAdapters,
 ) -> ServableService:
     """The servable registry, its environment builder (issue #7) and its source fetcher."""
     hub_dir = settings.data_dir / "hub"
@@ -423,6 +473,7 @@ def _servables(
         timeout_s=settings.hub_build_timeout_s,
         sandbox=sandbox,
         source_builds=settings.hub_source_builds,
+        adapters=adapters.sources(),
     )
     return ServableService(
         catalog,
@@ -434,6 +485,7 @@ def _servables(
         max_bundle_bytes=settings.hub_max_bundle_bytes,
         example_timeout_s=settings.hub_example_timeout_s,
         sources=_sources(settings, guard),
+        adapters=adapters,
     )
 
 

@@ -91,6 +91,14 @@ class Settings(BaseSettings):
             "Ray; each key may also be set as MATTERHUB_EXECUTOR_<NAME>_<KEY>."
         ),
     )
+    model_adapter_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "Settings of the installed model adapters as a JSON object per adapter name, e.g. "
+            '{"acme": {"max_layers": 10}}; each key may also be set as '
+            "MATTERHUB_MODEL_ADAPTER_<NAME>_<KEY>."
+        ),
+    )
     host: str = Field(default="127.0.0.1", description="Address `matterhub serve` binds to.")
     port: int = Field(
         default=8000, ge=0, le=65535, description="Port `matterhub serve` listens on."
