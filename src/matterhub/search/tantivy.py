@@ -27,6 +27,7 @@ from matterhub.search.translate import Translator
 __all__ = ["TantivyIndex", "TantivySettings"]
 
 _NUMERIC = {"long", "double"}
+_SORTABLE = {"long", "double", "date", "boolean"}  # what top_hits sorts (text it ignores)
 _FIXED_INTERVALS = {"second": "1s", "minute": "1m", "hour": "1h", "day": "1d", "week": "7d"}
 _CALENDAR = {"month": 7, "year": 4, "quarter": 7}
 
@@ -73,6 +74,8 @@ class TantivyIndex(SearchBackend):
     """A tantivy index in `path`; the process holding it is its only writer (tantivy's rule)."""
 
     settings_model = TantivySettings
+    text_sort_limit = 10_000
+    """Most matches a sort on a text field orders (it reads every match's values)."""
 
     @classmethod
     def open(cls, location: Path, settings: PluginSettings) -> TantivyIndex:
@@ -293,6 +296,8 @@ class TantivyIndex(SearchBackend):
     def _sorted(
         self, searcher: tantivy.Searcher, query: Query, spec: SearchSpec
     ) -> tuple[list[Hit], int]:
+        if any(self._fields.get(s.field_name, set()) - _SORTABLE for s in spec.sort):
+            return self._sorted_here(searcher, query, spec)
         # tantivy sorts on JSON paths only inside aggregations: top_hits gives the page's keys.
         order = [{f"r.{s.field_name}": s.order} for s in spec.sort]
         aggs = {
@@ -313,6 +318,58 @@ class TantivyIndex(SearchBackend):
         rows = searcher.aggregate(query, aggs)["page"]["hits"]
         hits = []
         for row in rows:
+            values = row["docvalue_fields"]
+            key = f"{values['subject'][0]}\x00{(values.get('entry_id') or [''])[0]}"
+            found = searcher.search(
+                Query.term_query(self._index.schema, "key", key), 1, count=False
+            )
+            if found.hits:
+                hits.append(self._hit(searcher.doc(found.hits[0][1])))
+        return hits, total
+
+    def _sorted_here(
+        self, searcher: tantivy.Searcher, query: Query, spec: SearchSpec
+    ) -> tuple[list[Hit], int]:
+        """A sort on a text field, which tantivy's top_hits ignores: every match's sort values
+        are read as doc values (in ingest order) and ordered here, as Elasticsearch orders
+        them — a list by its least value ascending and its greatest descending, entries
+        without the field last. At most `text_sort_limit` matches."""
+        total = _count(searcher.search(query, 1, count=True))
+        if spec.limit == 0 or spec.offset >= total:
+            return [], total
+        if total > self.text_sort_limit:
+            position, name = next(
+                (i, s.field_name)
+                for i, s in enumerate(spec.sort)
+                if self._fields.get(s.field_name, set()) - _SORTABLE
+            )
+            raise BadRequest(
+                f"a sort on the text field {name} takes at most {self.text_sort_limit} matches "
+                f"and this search has {total}: narrow it, or sort on a number or a date",
+                field=f"sort[{position}].field_name",
+            )
+        fields = [f"r.{s.field_name}" for s in spec.sort]
+        aggs = {
+            "all": {
+                "top_hits": {
+                    "size": total,
+                    "sort": [{"seq": "asc"}],
+                    "docvalue_fields": ["subject", "entry_id", *fields],
+                }
+            }
+        }
+        rows = searcher.aggregate(query, aggs)["all"]["hits"]
+        # One stable pass per key, the last key first, leaves the rows in the keys' order.
+        for sort, path in reversed(list(zip(spec.sort, fields, strict=True))):
+            pick = min if sort.order == "asc" else max
+            keyed = [(row, row["docvalue_fields"].get(path)) for row in rows]
+            present = [
+                (row, pick(_sort_value(v) for v in values)) for row, values in keyed if values
+            ]
+            present.sort(key=lambda pair: pair[1], reverse=sort.order == "desc")
+            rows = [row for row, _ in present] + [row for row, values in keyed if not values]
+        hits = []
+        for row in rows[spec.offset : spec.offset + spec.limit]:
             values = row["docvalue_fields"]
             key = f"{values['subject'][0]}\x00{(values.get('entry_id') or [''])[0]}"
             found = searcher.search(
@@ -444,6 +501,11 @@ class TantivyIndex(SearchBackend):
         tmp = self._fields_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({p: sorted(k) for p, k in self._fields.items()}))
         os.replace(tmp, self._fields_file)
+
+
+def _sort_value(value: Any) -> tuple[int, Any]:
+    """Numbers before text when a field holds both, so values of one field always compare."""
+    return (1, value) if isinstance(value, str) else (0, value)
 
 
 def _count(result: tantivy.SearchResult) -> int:
