@@ -3,6 +3,7 @@ picked up by being installed, without editing MatterHub."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ DOCS = Path(__file__).parents[1] / "docs" / "plugins.md"
 ACME = '''
 """Acme's MatterHub plugins."""
 
+import json
 from pathlib import Path
 
 from pydantic import Field
@@ -243,3 +245,13 @@ def test_every_builtin_plugin_setting_is_described_and_documented(group: str, po
             assert info.description and len(info.description) > 15, f"{name}.{key}"
             variable = f"{env_prefix(port, name)}{key.upper()}"
             assert variable in docs, f"document {variable} in docs/plugins.md"
+
+
+def test_settings_shows_the_chosen_plugins_and_their_settings(tmp_path: Path) -> None:
+    env = {"MATTERHUB_SEARCH_TANTIVY_THREADS": "3", "MATTERHUB_EXECUTOR": "ray://head:10001"}
+    result = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "settings"], env=env)
+    assert result.exit_code == 0, result.output
+    plugins = json.loads(result.output)["plugins"]
+    assert plugins["search_backend"] == {"tantivy": {"heap_mb": 512, "threads": 3}}
+    assert plugins["executor"] == {"ray://head:10001": {"namespace": None}}
+    assert plugins["model_adapters"]["onnx.ONNXServable"] == {}

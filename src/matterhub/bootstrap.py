@@ -61,10 +61,12 @@ from matterhub.settings import Settings
 
 __all__ = [
     "PRIVATE_UMASK",
+    "ExecutorOpener",
     "Services",
     "build_services",
     "executor_opener",
     "open_search_backend",
+    "plugin_report",
     "restrict_file_modes",
     "server_secret",
 ]
@@ -332,7 +334,7 @@ def _runs(
     servables: ServableService,
     sandbox: Sandbox,
     guard: NetGuard,
-    open_executor: Callable[[ExecutorContext], Executor],
+    open_executor: ExecutorOpener,
 ) -> RunService:
     """The runtime of issue #8: the executor named by `executor`, the result cache, limits."""
     executor = open_executor(
@@ -392,7 +394,23 @@ def open_search_backend(settings: Settings) -> Callable[[Path], SearchBackend]:
     return functools.partial(backend.open, settings=options)
 
 
-def executor_opener(settings: Settings) -> Callable[[ExecutorContext], Executor]:
+@dataclass(frozen=True)
+class ExecutorOpener:
+    """The executor plugin `executor` names, its target and settings, checked; called with the
+    hub's context when the run service is built."""
+
+    plugin: type[Executor]
+    target: str
+    settings: PluginSettings
+
+    def __call__(self, context: ExecutorContext) -> Executor:
+        opened = self.plugin.open(self.target, context, self.settings)
+        if not isinstance(opened, Executor):
+            raise InvalidInput(f"executor {self.target!r} opened no Executor", field="executor")
+        return opened
+
+
+def executor_opener(settings: Settings) -> ExecutorOpener:
     """How the run service's executor is opened: the plugin `executor` names (by the part before
     its first ':'), with its settings from `executor_options` and `MATTERHUB_EXECUTOR_<NAME>_*`,
     checked now."""
@@ -405,14 +423,25 @@ def executor_opener(settings: Settings) -> Callable[[ExecutorContext], Executor]
         prefix=env_prefix("executor", name),
         field="executor_options",
     )
+    return ExecutorOpener(executor, settings.executor, options)
 
-    def open_(context: ExecutorContext) -> Executor:
-        opened = executor.open(settings.executor, context, options)
-        if not isinstance(opened, Executor):
-            raise InvalidInput(f"executor {name!r} opened no Executor", field="executor")
-        return opened
 
-    return open_
+def plugin_report(settings: Settings) -> dict[str, Any]:
+    """The plugins `settings` choose, with their effective settings (secrets hidden): what
+    `matterhub settings` shows beside the hub's own. Raises as `build_services` would."""
+    search = open_search_backend(settings)
+    executor = executor_opener(settings)
+    adapters = model_adapters(settings)
+    return {
+        "search_backend": {
+            settings.search_backend: search.keywords["settings"].model_dump(mode="json")  # type: ignore[attr-defined]
+        },
+        "executor": {executor.target: executor.settings.model_dump(mode="json")},
+        "model_adapters": {
+            shim: adapter.settings.model_dump(mode="json")
+            for shim, adapter in sorted(adapters.by_shim.items())
+        },
+    }
 
 
 def model_adapters(settings: Settings) -> ModelAdapters:
