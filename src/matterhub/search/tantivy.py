@@ -18,7 +18,7 @@ from pydantic import Field
 from tantivy import Index, Occur, Query, SchemaBuilder
 
 from matterhub.core.errors import BadRequest, MatterHubError, SearchError
-from matterhub.core.search import GFacet
+from matterhub.core.search import GFacet, GSort
 from matterhub.plugins import PluginSettings
 from matterhub.search.backend import Hit, Page, SearchBackend, SearchSpec
 from matterhub.search.documents import Prepared
@@ -298,23 +298,67 @@ class TantivyIndex(SearchBackend):
     ) -> tuple[list[Hit], int]:
         if any(self._fields.get(s.field_name, set()) - _SORTABLE for s in spec.sort):
             return self._sorted_here(searcher, query, spec)
-        # tantivy sorts on JSON paths only inside aggregations: top_hits gives the page's keys.
-        order = [{f"r.{s.field_name}": s.order} for s in spec.sort]
-        aggs = {
-            "page": {
-                "top_hits": {
-                    "size": spec.limit,
-                    "from": spec.offset,
-                    "sort": order,
-                    "docvalue_fields": ["subject", "entry_id"],
-                }
-            }
-        }
         total = _count(searcher.search(query, 1, count=True))
         if spec.limit == 0 or spec.offset >= total:
             # top_hits panics on a `from` past the last hit (tantivy slices its hits with it);
             # a page past the end is empty, as it is for unsorted searches.
             return [], total
+        return self._by_keys(searcher, query, spec.sort, spec.offset, spec.limit), total
+
+    def _by_keys(
+        self,
+        searcher: tantivy.Searcher,
+        query: Query,
+        sort: Sequence[GSort],
+        offset: int,
+        limit: int,
+    ) -> list[Hit]:
+        """`limit` hits from `offset` of `query` in the order of `sort` (numbers and dates).
+
+        top_hits orders the entries that have the first key (it would put those without it
+        first); the entries without it follow, ordered by the other keys, then by ingest.
+        """
+        if not sort:
+            result = searcher.search(
+                query,
+                limit,
+                count=False,
+                order_by_field="seq",
+                order=tantivy.Order.Asc,
+                offset=offset,
+            )
+            return [self._hit(searcher.doc(address)) for _seq, address in result.hits]
+        has = Query.exists_query(f"r.{sort[0].field_name}", json_subpaths=False)
+        having = Query.boolean_query([(Occur.Must, query), (Occur.Must, has)])
+        present = _count(searcher.search(having, 1, count=True))
+        hits: list[Hit] = []
+        if offset < present:
+            hits = self._top_hits(searcher, having, sort, offset, min(limit, present - offset))
+        if offset + limit > present:
+            lacking = Query.boolean_query([(Occur.Must, query), (Occur.MustNot, has)])
+            start = max(0, offset - present)
+            hits += self._by_keys(searcher, lacking, sort[1:], start, limit - len(hits))
+        return hits
+
+    def _top_hits(
+        self,
+        searcher: tantivy.Searcher,
+        query: Query,
+        sort: Sequence[GSort],
+        offset: int,
+        limit: int,
+    ) -> list[Hit]:
+        # tantivy sorts on JSON paths only inside aggregations: top_hits gives the page's keys.
+        aggs = {
+            "page": {
+                "top_hits": {
+                    "size": limit,
+                    "from": offset,
+                    "sort": [{f"r.{s.field_name}": s.order} for s in sort],
+                    "docvalue_fields": ["subject", "entry_id"],
+                }
+            }
+        }
         rows = searcher.aggregate(query, aggs)["page"]["hits"]
         hits = []
         for row in rows:
@@ -325,7 +369,7 @@ class TantivyIndex(SearchBackend):
             )
             if found.hits:
                 hits.append(self._hit(searcher.doc(found.hits[0][1])))
-        return hits, total
+        return hits
 
     def _sorted_here(
         self, searcher: tantivy.Searcher, query: Query, spec: SearchSpec
