@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from matterhub.core.errors import BadRequest, MatterHubError, SearchError
 from matterhub.core.search import GFacet, GSort
 from matterhub.plugins import PluginSettings
 from matterhub.search.backend import Hit, Page, SearchBackend, SearchSpec
-from matterhub.search.documents import Prepared
+from matterhub.search.documents import Prepared, numeric_view
 from matterhub.search.translate import Translator
 
 __all__ = ["TantivyIndex", "TantivySettings"]
@@ -375,9 +376,9 @@ class TantivyIndex(SearchBackend):
         self, searcher: tantivy.Searcher, query: Query, spec: SearchSpec
     ) -> tuple[list[Hit], int]:
         """A sort on a text field, which tantivy's top_hits ignores: every match's sort values
-        are read as doc values (in ingest order) and ordered here, as Elasticsearch orders
-        them — a list by its least value ascending and its greatest descending, entries
-        without the field last. At most `text_sort_limit` matches."""
+        are read (in ingest order) and ordered here, as Elasticsearch orders them — a list by
+        its least value ascending and its greatest descending, entries without the field
+        last. At most `text_sort_limit` matches."""
         total = _count(searcher.search(query, 1, count=True))
         if spec.limit == 0 or spec.offset >= total:
             return [], total
@@ -392,36 +393,30 @@ class TantivyIndex(SearchBackend):
                 f"and this search has {total}: narrow it, or sort on a number or a date",
                 field=f"sort[{position}].field_name",
             )
-        fields = [f"r.{s.field_name}" for s in spec.sort]
-        aggs = {
-            "all": {
-                "top_hits": {
-                    "size": total,
-                    "sort": [{"seq": "asc"}],
-                    "docvalue_fields": ["subject", "entry_id", *fields],
-                }
-            }
-        }
-        rows = searcher.aggregate(query, aggs)["all"]["hits"]
+        # Read from the stored entries: top_hits' doc values would fail on any segment that
+        # lacks a sort field's column (tantivy checks them per segment).
+        result = searcher.search(
+            query, total, count=False, order_by_field="seq", order=tantivy.Order.Asc
+        )
+        paths = [_path(s.field_name) for s in spec.sort]
+        rows = []
+        for _seq, address in result.hits:
+            doc = searcher.doc(address)
+            content = orjson.loads(bytes(doc.get_first("source")))  # type: ignore[arg-type]
+            content = numeric_view(content) or content  # as the `r` view indexed it
+            rows.append((doc, [_values_at(content, path) for path in paths]))
         # One stable pass per key, the last key first, leaves the rows in the keys' order.
-        for sort, path in reversed(list(zip(spec.sort, fields, strict=True))):
-            pick = min if sort.order == "asc" else max
-            keyed = [(row, row["docvalue_fields"].get(path)) for row in rows]
+        for position in reversed(range(len(spec.sort))):
+            descending = spec.sort[position].order == "desc"
+            pick = max if descending else min
             present = [
-                (row, pick(_sort_value(v) for v in values)) for row, values in keyed if values
+                (row, pick(_sort_value(v) for v in row[1][position]))
+                for row in rows
+                if row[1][position]
             ]
-            present.sort(key=lambda pair: pair[1], reverse=sort.order == "desc")
-            rows = [row for row, _ in present] + [row for row, values in keyed if not values]
-        hits = []
-        for row in rows[spec.offset : spec.offset + spec.limit]:
-            values = row["docvalue_fields"]
-            key = f"{values['subject'][0]}\x00{(values.get('entry_id') or [''])[0]}"
-            found = searcher.search(
-                Query.term_query(self._index.schema, "key", key), 1, count=False
-            )
-            if found.hits:
-                hits.append(self._hit(searcher.doc(found.hits[0][1])))
-        return hits, total
+            present.sort(key=lambda pair: pair[1], reverse=descending)
+            rows = [row for row, _ in present] + [row for row in rows if not row[1][position]]
+        return [self._hit(doc) for doc, _ in rows[spec.offset : spec.offset + spec.limit]], total
 
     def _facets(self, searcher: tantivy.Searcher, spec: SearchSpec) -> list[dict[str, Any]]:
         query = self._query(spec, post=False)
@@ -545,6 +540,22 @@ class TantivyIndex(SearchBackend):
         tmp = self._fields_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({p: sorted(k) for p, k in self._fields.items()}))
         os.replace(tmp, self._fields_file)
+
+
+def _path(field_name: str) -> list[str]:
+    """A field path's keys (`a.b` → a, b; a dot inside a key is written `\\.`)."""
+    return [part.replace("\\.", ".") for part in re.split(r"(?<!\\)\.", field_name)]
+
+
+def _values_at(value: Any, path: list[str]) -> list[Any]:
+    """The leaf values at `path`, lists flattened as the index flattens them."""
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _values_at(item, path)]
+    if not path:
+        return [] if value is None or isinstance(value, dict) else [value]
+    if isinstance(value, dict) and path[0] in value:
+        return _values_at(value[path[0]], path[1:])
+    return []
 
 
 def _sort_value(value: Any) -> tuple[int, Any]:
