@@ -181,7 +181,7 @@ class ServableService:
                 document["dlhub"]["source"] = source
         adapters = self.adapters
         check_document(
-            document, bundle_files=bundle.files, shims=adapters.shims if adapters else None
+            document, bundle_files=bundle.files, shims=None if adapters is None else adapters.shims
         )
         if adapters is not None:
             adapters.check(document)
