@@ -29,10 +29,13 @@ from matterhub.core.organizations import Organization
 from matterhub.core.policy import Policy
 from matterhub.hub import EnvironmentBuilder, PackageSources, ServableService
 from matterhub.hub.access import AccessRequests
+from matterhub.hub.adapters import ENTRY_POINT_GROUP as MODEL_ADAPTERS
+from matterhub.hub.adapters import ModelAdapter, ModelAdapters
 from matterhub.hub.cache import ResultCache
 from matterhub.hub.identifiers import ServableIdentifiers
 from matterhub.hub.inputs import InputFiles
-from matterhub.hub.runtime import RunLimits, RunService, open_executor
+from matterhub.hub.runtime import ENTRY_POINT_GROUP as EXECUTORS
+from matterhub.hub.runtime import Executor, ExecutorContext, RunLimits, RunService
 from matterhub.hub.runtime.autoscale import Autoscaler, ScalingDefaults
 from matterhub.hub.runtime.scaling import ScalingService
 from matterhub.hub.sources import SourceFetcher
@@ -42,14 +45,32 @@ from matterhub.interop.oai import OAIRepository, RepositoryInfo, TokenCodec
 from matterhub.interop.optimade import FilterLimits, OptimadeService
 from matterhub.jobs import JobQueue
 from matterhub.netguard import NetGuard
+from matterhub.plugins import (
+    PluginSettings,
+    env_prefix,
+    iter_plugins,
+    load_plugin,
+    plugin_settings,
+)
 from matterhub.publish import DatasetService, load_pid_provider
 from matterhub.sandbox import Limits, Sandbox
+from matterhub.search.backend import ENTRY_POINT_GROUP as SEARCH_BACKENDS
+from matterhub.search.backend import SearchBackend
 from matterhub.search.parser import QueryLimits
 from matterhub.search.service import SearchService
-from matterhub.search.tantivy import TantivyIndex
 from matterhub.settings import Settings
 
-__all__ = ["PRIVATE_UMASK", "Services", "build_services", "restrict_file_modes", "server_secret"]
+__all__ = [
+    "PRIVATE_UMASK",
+    "ExecutorOpener",
+    "Services",
+    "build_services",
+    "executor_opener",
+    "open_search_backend",
+    "plugin_report",
+    "restrict_file_modes",
+    "server_secret",
+]
 
 PRIVATE_UMASK = 0o077
 _M_ARENA_MAX = -8  # glibc's <malloc.h>
@@ -131,6 +152,10 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     _ensure_dir(settings.data_dir, field="data_dir")
     _tune_gc()
     _limit_malloc_arenas(settings.malloc_arenas)
+    # The plugins and their settings are checked before anything is opened.
+    open_backend = open_search_backend(settings)
+    open_executor = executor_opener(settings)
+    adapters = model_adapters(settings)
     catalog = open_catalog(settings.database_url, migrate=migrate)
     blobs = open_blobs(settings.storage_url, settings.storage_options)
     policy = Policy()
@@ -161,9 +186,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         catalog,
         policy,
         index_dir=settings.index_dir,
-        open_backend=functools.partial(
-            TantivyIndex, heap_bytes=settings.search_writer_heap_mib * 1024 * 1024
-        ),
+        open_backend=open_backend,
         query_limits=limits,
     )
     secret = server_secret(settings)
@@ -197,11 +220,17 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         extract=_extract(settings),
     )
     sandbox = open_sandbox(settings)
-    servables = _servables(settings, catalog, blobs, policy, search, sandbox, guard)
+    servables = _servables(settings, catalog, blobs, policy, search, sandbox, guard, adapters)
     servables.identifiers = ServableIdentifiers(
-        catalog, policy, search, pids, base_url=settings.base_url, retry_s=settings.pid_retry_s
+        catalog,
+        policy,
+        search,
+        pids,
+        base_url=settings.base_url,
+        retry_s=settings.pid_retry_s,
+        kinds=adapters.kinds(),
     )
-    runs = _runs(settings, servables, sandbox, guard)
+    runs = _runs(settings, servables, sandbox, guard, open_executor)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -304,16 +333,21 @@ def open_sandbox(settings: Settings) -> Sandbox:
 
 
 def _runs(
-    settings: Settings, servables: ServableService, sandbox: Sandbox, guard: NetGuard
+    settings: Settings,
+    servables: ServableService,
+    sandbox: Sandbox,
+    guard: NetGuard,
+    open_executor: ExecutorOpener,
 ) -> RunService:
     """The runtime of issue #8: the executor named by `executor`, the result cache, limits."""
     executor = open_executor(
-        settings.executor,
-        scratch_dir=settings.data_dir / "hub" / "scratch",
-        sandbox=sandbox,
-        max_workers=settings.hub_max_workers,
-        idle_s=settings.hub_worker_idle_s,
-        inputs_dir=settings.data_dir / "hub" / "inputs",
+        ExecutorContext(
+            scratch_dir=settings.data_dir / "hub" / "scratch",
+            sandbox=sandbox,
+            inputs_dir=settings.data_dir / "hub" / "inputs",
+            max_workers=settings.hub_max_workers,
+            idle_s=settings.hub_worker_idle_s,
+        )
     )
     limits = RunLimits(
         worker=sandbox.maxima,
@@ -337,6 +371,116 @@ def _runs(
     return RunService(servables, executor, ResultCache(), limits=limits, files=files)
 
 
+def _port_plugin(group: str, name: str, port: type[Any], *, field: str, what: str) -> Any:
+    """The class registered as `name` under `group`, checked to implement `port`."""
+    found = load_plugin(group, name, field=field, what=what)
+    if not (isinstance(found, type) and issubclass(found, port)):
+        raise InvalidInput(
+            f"{what} {name!r} ({group}) is not a {port.__name__} subclass", field=field
+        )
+    return found
+
+
+def open_search_backend(settings: Settings) -> Callable[[Path], SearchBackend]:
+    """How the search service opens an index folder: the backend `search_backend` names, with
+    its settings from `search_options` and `MATTERHUB_SEARCH_<NAME>_*`, checked now."""
+    name = settings.search_backend
+    backend = _port_plugin(
+        SEARCH_BACKENDS, name, SearchBackend, field="search_backend", what="search backend"
+    )
+    options: PluginSettings = plugin_settings(
+        backend.settings_model,
+        settings.search_options,
+        prefix=env_prefix("search", name),
+        field="search_options",
+    )
+    return functools.partial(backend.open, settings=options)
+
+
+@dataclass(frozen=True)
+class ExecutorOpener:
+    """The executor plugin `executor` names, its target and settings, checked; called with the
+    hub's context when the run service is built."""
+
+    plugin: type[Executor]
+    target: str
+    settings: PluginSettings
+
+    def __call__(self, context: ExecutorContext) -> Executor:
+        opened = self.plugin.open(self.target, context, self.settings)
+        if not isinstance(opened, Executor):
+            raise InvalidInput(f"executor {self.target!r} opened no Executor", field="executor")
+        return opened
+
+
+def executor_opener(settings: Settings) -> ExecutorOpener:
+    """How the run service's executor is opened: the plugin `executor` names (by the part before
+    its first ':'), with its settings from `executor_options` and `MATTERHUB_EXECUTOR_<NAME>_*`,
+    checked now."""
+    name = settings.executor.partition(":")[0]
+    executor = _port_plugin(EXECUTORS, name, Executor, field="executor", what="executor")
+    executor.check_target(settings.executor)
+    options: PluginSettings = plugin_settings(
+        executor.settings_model,
+        settings.executor_options,
+        prefix=env_prefix("executor", name),
+        field="executor_options",
+    )
+    return ExecutorOpener(executor, settings.executor, options)
+
+
+def plugin_report(settings: Settings) -> dict[str, Any]:
+    """The plugins `settings` choose, with their effective settings (secrets hidden): what
+    `matterhub settings` shows beside the hub's own. Raises as `build_services` would."""
+    search = open_search_backend(settings)
+    executor = executor_opener(settings)
+    adapters = model_adapters(settings)
+    return {
+        "search_backend": {
+            settings.search_backend: search.keywords["settings"].model_dump(mode="json")  # type: ignore[attr-defined]
+        },
+        "executor": {executor.target: executor.settings.model_dump(mode="json")},
+        "model_adapters": {
+            shim: adapter.settings.model_dump(mode="json")
+            for shim, adapter in sorted(adapters.by_shim.items())
+        },
+    }
+
+
+def model_adapters(settings: Settings) -> ModelAdapters:
+    """Every model adapter installed (`matterhub.model_adapters`), each with its settings from
+    `model_adapter_options.<name>` and `MATTERHUB_MODEL_ADAPTER_<NAME>_*`, checked now."""
+    known = set(settings.model_adapter_options)
+    out = ModelAdapters()
+    for name, adapter in iter_plugins(MODEL_ADAPTERS):
+        known.discard(name)
+        if not (isinstance(adapter, type) and issubclass(adapter, ModelAdapter)):
+            raise InvalidInput(
+                f"model adapter {name!r} ({MODEL_ADAPTERS}) is not a ModelAdapter subclass",
+                field=f"model_adapter_options.{name}",
+            )
+        options = plugin_settings(
+            adapter.settings_model,
+            settings.model_adapter_options.get(name, {}),
+            prefix=env_prefix("model_adapter", name),
+            field=f"model_adapter_options.{name}",
+        )
+        out.add(adapter(options))
+    if not out.shims:
+        raise InvalidInput(
+            f"no model adapters are registered under {MODEL_ADAPTERS!r} (is matterhub installed? "
+            "`pip install -e .` refreshes a source checkout's entry points)",
+            field="model_adapter_options",
+        )
+    if known:
+        raise InvalidInput(
+            "model_adapter_options names adapters that are not installed: "
+            + ", ".join(sorted(known)),
+            field="model_adapter_options",
+        )
+    return out
+
+
 def _servables(
     settings: Settings,
     catalog: Catalog,
@@ -345,6 +489,7 @@ def _servables(
     search: SearchService,
     sandbox: Sandbox,
     guard: NetGuard,
+    adapters: ModelAdapters,
 ) -> ServableService:
     """The servable registry, its environment builder (issue #7) and its source fetcher."""
     hub_dir = settings.data_dir / "hub"
@@ -360,6 +505,7 @@ def _servables(
         timeout_s=settings.hub_build_timeout_s,
         sandbox=sandbox,
         source_builds=settings.hub_source_builds,
+        adapters=adapters.sources(),
     )
     return ServableService(
         catalog,
@@ -371,6 +517,7 @@ def _servables(
         max_bundle_bytes=settings.hub_max_bundle_bytes,
         example_timeout_s=settings.hub_example_timeout_s,
         sources=_sources(settings, guard),
+        adapters=adapters,
     )
 
 

@@ -67,20 +67,45 @@ class Settings(BaseSettings):
             "arenas keep memory flat under many threads: freed memory is reused across them."
         ),
     )
-    search_writer_heap_mib: int = Field(
-        default=128,
-        ge=32,
-        le=16384,
+    search_backend: str = Field(
+        default="tantivy",
+        min_length=1,
+        max_length=100,
         description=(
-            "Memory tantivy's index writer fills before it writes a segment, in MiB (shared by "
-            "its 2 threads): the ceiling of what indexing adds to the server's memory."
+            "The search engine behind Discover: 'tantivy' (embedded, indexes under index_dir) "
+            "or any backend registered under the matterhub.search_backends entry points."
+        ),
+    )
+    search_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            'The search backend\'s own settings as a JSON object, e.g. {"heap_mb": 256} for '
+            "tantivy; each key may also be set as MATTERHUB_SEARCH_<BACKEND>_<KEY>."
         ),
     )
     executor: str = Field(
         default="local",
+        min_length=1,
+        max_length=2000,
         description=(
             "Where servables and heavy pipeline work run: 'local' (sandboxed worker processes) "
-            "or ray://host:port / ray:local."
+            "or ray://host:port / ray:local, or any executor registered under the "
+            "matterhub.executors entry points (named by the part before the first ':')."
+        ),
+    )
+    executor_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            'The executor\'s own settings as a JSON object, e.g. {"namespace": "hub1"} for '
+            "Ray; each key may also be set as MATTERHUB_EXECUTOR_<NAME>_<KEY>."
+        ),
+    )
+    model_adapter_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "Settings of the installed model adapters as a JSON object per adapter name, e.g. "
+            '{"acme": {"max_layers": 10}}; each key may also be set as '
+            "MATTERHUB_MODEL_ADAPTER_<NAME>_<KEY>."
         ),
     )
     host: str = Field(default="127.0.0.1", description="Address `matterhub serve` binds to.")

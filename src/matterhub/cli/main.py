@@ -168,9 +168,11 @@ def demo(
 
 @app.command("settings")
 def show_settings(ctx: typer.Context) -> None:
-    """Print the effective settings (secrets hidden)."""
+    """Print the effective settings, the chosen plugins' included (secrets hidden)."""
+    from matterhub.bootstrap import plugin_report
+
     settings = settings_from(ctx)
-    _print_json(settings.model_dump(mode="json"))
+    _print_json({**settings.model_dump(mode="json"), "plugins": plugin_report(settings)})
 
 
 # users, groups, tokens -------------------------------------------------------------------------

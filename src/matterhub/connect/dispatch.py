@@ -14,13 +14,13 @@ import hmac
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 import httpx
 
 from matterhub.core.errors import InvalidInput, StorageError
 from matterhub.netguard import NetGuard, OutboundRefused, UnresolvableHost
+from matterhub.plugins import iter_plugins
 
 __all__ = ["Dispatch", "Dispatcher", "load_dispatchers", "sign"]
 
@@ -132,8 +132,8 @@ def load_dispatchers(guard: NetGuard | None = None) -> dict[str, Dispatcher]:
     """Dispatchers by service key, from the `matterhub.dispatchers` entry points, each sending
     through `guard` (default: the strictest guard)."""
     out: dict[str, Dispatcher] = {}
-    for point in entry_points(group="matterhub.dispatchers"):
-        dispatcher = point.load()()
+    for _name, plugin in iter_plugins("matterhub.dispatchers"):
+        dispatcher = plugin()
         if guard is not None:
             dispatcher.guard = guard
         out[dispatcher.service] = dispatcher

@@ -10,7 +10,7 @@ function is a name, of a python servable, the example input fits the declared in
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -72,8 +72,17 @@ def _schema_errors(document: Mapping[str, Any]) -> list[tuple[str, str]]:
     return sorted(out)
 
 
-def check_document(document: Any, *, bundle_files: Iterable[str] | None = None) -> None:
-    """Raise InvalidInput (with the path) unless `document` is a valid servable document."""
+def check_document(
+    document: Any,
+    *,
+    bundle_files: Iterable[str] | None = None,
+    shims: Collection[str] | None = None,
+) -> None:
+    """Raise InvalidInput (with the path) unless `document` is a valid servable document.
+
+    `shims` are the `servable.shim` values the hub runs (its model adapters); None (the SDK,
+    which does not know the hub's) accepts any well-formed one.
+    """
     if not isinstance(document, Mapping):
         raise InvalidInput("the servable document is a JSON object", field="document")
     # The type grammar first: its messages name the exact key (`….input.shape[1]`).
@@ -88,6 +97,12 @@ def check_document(document: Any, *, bundle_files: Iterable[str] | None = None) 
         path, message = errors[0]
         raise InvalidInput(f"{path}: {message}", field=path)
     dlhub, servable = document["dlhub"], document["servable"]
+    shim = servable.get("shim")
+    if shims is not None and shim is not None and shim not in shims:
+        raise InvalidInput(
+            f"no model adapter on this hub runs {shim!r} (installed: {', '.join(sorted(shims))})",
+            field="servable.shim",
+        )
     if not _NAME.fullmatch(dlhub["name"]):
         raise InvalidInput("name may not contain whitespace or '/'", field="dlhub.name")
     requirements(document)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matterhub.hub import shim
+from matterhub.hub.adapters import ADAPTERS_TABLE, AdapterSource, adapters_table
 from matterhub.sandbox import Limits, Sandbox, SandboxUnavailable, View
 
 __all__ = ["BuildStepFailed", "EnvironmentBuilder", "PackageSources"]
@@ -76,6 +77,8 @@ class EnvironmentBuilder:
     # Wheels only unless the operator allows source builds: a wheel installs without running
     # any of the package's code, a source build runs its build scripts (in the sandbox).
     source_builds: bool = False
+    # The model adapters that bring their own loader module: each environment holds a copy.
+    adapters: tuple[AdapterSource, ...] = ()
     _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -100,6 +103,11 @@ class EnvironmentBuilder:
         }
         if self.source_builds:  # an environment that ran build scripts is not a wheels-only one
             payload["source_builds"] = True
+        if self.adapters:  # (absent otherwise, so the built-in adapters alone keep old hashes)
+            payload["adapters"] = {
+                a.shim: [a.module, a.arrays, hashlib.sha256(a.path.read_bytes()).hexdigest()]
+                for a in self.adapters
+            }
         digest.update(json.dumps(payload, sort_keys=True).encode())
         return digest.hexdigest()[:32]
 
@@ -139,8 +147,12 @@ class EnvironmentBuilder:
                 staging.chmod(0o755)  # read (bound read-only) by every sandboxed worker
                 shutil.copy2(shim.__file__, staging / SHIM_NAME)
                 (staging / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
+                names = [SHIM_NAME, "requirements.txt", _READY]
+                if self.adapters:
+                    self._copy_adapters(staging)
+                    names += [ADAPTERS_TABLE, *(a.module for a in self.adapters)]
                 (staging / _READY).write_text(env_hash)
-                for name in (SHIM_NAME, "requirements.txt", _READY):
+                for name in names:
                     (staging / name).chmod(0o644)
                 if (target / _READY).exists():  # another hub sharing the folder finished first
                     log(f"environment {env_hash} was built meanwhile; using it")
@@ -150,6 +162,15 @@ class EnvironmentBuilder:
             finally:
                 shutil.rmtree(box, ignore_errors=True)
         return env_hash
+
+    def _copy_adapters(self, staging: Path) -> None:
+        """Each adapter's loader module, and the table the shim finds them by."""
+        for adapter in self.adapters:
+            target = staging / adapter.module
+            target.parent.mkdir(mode=0o755, exist_ok=True)
+            target.parent.chmod(0o755)
+            shutil.copyfile(adapter.path, target)
+        (staging / ADAPTERS_TABLE).write_text(adapters_table(self.adapters))
 
     def _create(
         self, box: Path, where: Path, requirements: Sequence[str], log: Callable[[str], None]

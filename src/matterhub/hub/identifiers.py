@@ -116,13 +116,6 @@ IDENTIFIER_TYPES = frozenset(
     ]
 )
 NO_LICENSE = "No license stated (ask the creators)"
-_KINDS = {
-    "python.PythonStaticMethodServable": "Python function",
-    "sklearn.ScikitLearnServable": "scikit-learn model",
-    "torch.TorchServable": "PyTorch model",
-    "keras.KerasServable": "Keras model",
-    "onnx.ONNXServable": "ONNX model",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +145,10 @@ class ServableIdentifiers:
         base_url: str,
         publisher: str = "MatterHub",
         retry_s: float = 300.0,
+        kinds: Mapping[str, str] | None = None,
     ) -> None:
         self._catalog = catalog
+        self._kinds = dict(kinds or {})  # shim → "scikit-learn model", from the model adapters
         self._policy = policy
         self._search = search
         self.pids = pids
@@ -310,7 +305,7 @@ class ServableIdentifiers:
         kind = (
             "Pipeline"
             if is_pipeline(document)
-            else _KINDS.get(str((document.get("servable") or {}).get("shim")), "Servable")
+            else self._kinds.get(str((document.get("servable") or {}).get("shim")), "Servable")
         )
         # Kernel-4 "Software" is a computer program; a pipeline of servables is a "Workflow".
         general = "Workflow" if is_pipeline(document) else "Software"

@@ -55,6 +55,7 @@ from matterhub.core.servables import (
     usage,
 )
 from matterhub.hub.access import run_refused, with_grants
+from matterhub.hub.adapters import ModelAdapters
 from matterhub.hub.builds import ARTEFACTS, Builder, BuildInput
 from matterhub.hub.bundle import StagedBundle
 from matterhub.hub.discovery import SearchQuery, entry, search_request
@@ -103,8 +104,12 @@ class ServableService:
         example_timeout_s: float = 300.0,
         sources: SourceFetcher | None = None,
         identifiers: ServableIdentifiers | None = None,
+        adapters: ModelAdapters | None = None,
     ) -> None:
         self._catalog = catalog
+        # The kinds of servable this hub runs; None: whatever the schema allows (no adapters
+        # known, as in the SDK).
+        self.adapters = adapters
         self.identifiers = identifiers
         self._blobs = blobs
         self._policy = policy
@@ -174,7 +179,12 @@ class ServableService:
             document["dlhub"].pop("source", None)
             if source is not None:
                 document["dlhub"]["source"] = source
-        check_document(document, bundle_files=bundle.files)
+        adapters = self.adapters
+        check_document(
+            document, bundle_files=bundle.files, shims=None if adapters is None else adapters.shims
+        )
+        if adapters is not None:
+            adapters.check(document)
         requirements(document)
         name = document["dlhub"]["name"]
         version_id = new_id()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -341,12 +342,51 @@ LOADERS = {
 }
 
 
+# Written beside this file by the hub when installed model adapters bring their own loader
+# modules (`hub/adapters.py`): {shim: {"module": relative path, "arrays": bool}}.
+_ADAPTERS_TABLE = "matterhub_adapters.json"
+
+
+def _adapters() -> dict[str, Any]:
+    try:
+        table = json.loads(Path(__file__).with_name(_ADAPTERS_TABLE).read_text())
+    except FileNotFoundError:
+        return {}
+    return table if isinstance(table, dict) else {}
+
+
+def _adapter_loader(shim: str) -> Callable[[dict[str, Any], Path, dict[str, Any]], Runner]:
+    """The `load` of the adapter module this environment holds for `shim`."""
+    entry = _adapters().get(shim)
+    if not isinstance(entry, dict):
+        raise ValueError(f"no model adapter for shim {shim!r} in this environment")
+    path = Path(__file__).parent / str(entry["module"])
+    spec = importlib.util.spec_from_file_location(f"matterhub_adapter_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"the model adapter for {shim!r} cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    loader: Callable[[dict[str, Any], Path, dict[str, Any]], Runner] = module.load
+    return loader
+
+
+def takes_arrays(document: dict[str, Any]) -> bool:
+    """Whether the servable's inputs reach it as numpy arrays (models) or JSON lists (python)."""
+    shim = document["servable"].get("shim")
+    if shim in LOADERS:
+        return bool(shim != _PYTHON)
+    entry = _adapters().get(shim)
+    return bool(entry.get("arrays", True)) if isinstance(entry, dict) else True
+
+
 def load(document: dict[str, Any], files_dir: Path, method: str = "run") -> Runner:
     """Build the callable for one method of a servable (done once per worker)."""
     sys.path.insert(0, str(files_dir))
     details = document["servable"]["methods"][method].get("method_details") or {}
-    run = LOADERS[document["servable"]["shim"]](document, files_dir, details)
-    if details.get("fold_rows") is True and document["servable"]["shim"] != _PYTHON:
+    shim = document["servable"]["shim"]
+    loader = LOADERS.get(shim) or _adapter_loader(shim)
+    run = loader(document, files_dir, details)
+    if details.get("fold_rows") is True and shim != _PYTHON:
         run.batch = _fold_rows(run)  # type: ignore[attr-defined]
     return run
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from typing import Any
 
 from matterhub.core.errors import InvalidInput
+from matterhub.plugins import load_plugin
 
 __all__ = ["ENTRY_POINT_GROUP", "PIDProvider", "load_pid_provider"]
 
@@ -49,11 +49,7 @@ class PIDProvider(ABC):
 
 def load_pid_provider(name: str, options: Mapping[str, Any]) -> PIDProvider:
     """The provider registered as `name` in the `matterhub.pid_providers` entry points."""
-    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    if name not in found:
-        known = ", ".join(sorted(found)) or "none installed"
-        raise InvalidInput(f"unknown PID provider {name!r} (known: {known})", field="pid_provider")
-    provider_class = found[name].load()
+    provider_class = load_plugin(ENTRY_POINT_GROUP, name, field="pid_provider", what="PID provider")
     provider = provider_class.from_options(options)
     if not isinstance(provider, PIDProvider):
         raise InvalidInput(f"PID provider {name!r} is not a PIDProvider", field="pid_provider")

@@ -1,17 +1,26 @@
-"""The search backend port: what Discover needs from an engine."""
+"""The search backend port: what Discover needs from an engine.
+
+Backends register under the `matterhub.search_backends` entry points (tantivy too) and are
+chosen by the `search_backend` setting; `tests/contract/test_search_backend.py` is the suite
+every one of them passes (docs/plugins.md).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from matterhub.core.search import GBoost, GFacet, GFilter, GSort
+from matterhub.plugins import NoSettings, PluginSettings
 from matterhub.search.documents import Prepared
 from matterhub.search.tree import Node
 
-__all__ = ["Hit", "Page", "SearchBackend", "SearchSpec"]
+__all__ = ["ENTRY_POINT_GROUP", "Hit", "Page", "SearchBackend", "SearchSpec"]
+
+ENTRY_POINT_GROUP = "matterhub.search_backends"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,18 @@ class Page:
 
 class SearchBackend(ABC):
     """One index in one engine. Writes come from a single ingest worker; reads from anywhere."""
+
+    settings_model: ClassVar[type[PluginSettings]] = NoSettings
+    """The backend's own settings (`MATTERHUB_SEARCH_<NAME>_<FIELD>`, or `search_options`)."""
+
+    @classmethod
+    @abstractmethod
+    def open(cls, location: Path, settings: PluginSettings) -> SearchBackend:
+        """Open the index kept at `location` (`<index_dir>/<index id>`), creating it when new.
+
+        A backend on disk keeps its files in that folder; one on a server may use only its name
+        (the index id) to name its own index. `settings` is an instance of `settings_model`.
+        """
 
     @abstractmethod
     def upsert(self, entries: Sequence[Prepared]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
@@ -14,17 +15,20 @@ from typing import Any
 
 import orjson
 import tantivy
+from pydantic import Field
 from tantivy import Index, Occur, Query, SchemaBuilder
 
 from matterhub.core.errors import BadRequest, MatterHubError, SearchError
-from matterhub.core.search import GFacet
+from matterhub.core.search import GFacet, GSort
+from matterhub.plugins import PluginSettings
 from matterhub.search.backend import Hit, Page, SearchBackend, SearchSpec
-from matterhub.search.documents import Prepared
+from matterhub.search.documents import Prepared, numeric_view
 from matterhub.search.translate import Translator
 
-__all__ = ["TantivyIndex"]
+__all__ = ["TantivyIndex", "TantivySettings"]
 
 _NUMERIC = {"long", "double"}
+_SORTABLE = {"long", "double", "date", "boolean"}  # what top_hits sorts (text it ignores)
 _FIXED_INTERVALS = {"second": "1s", "minute": "1m", "hour": "1h", "day": "1d", "week": "7d"}
 _CALENDAR = {"month": 7, "year": 4, "quarter": 7}
 
@@ -47,11 +51,42 @@ def _schema() -> tantivy.Schema:
     return sb.build()
 
 
+class TantivySettings(PluginSettings):
+    """The tantivy backend's settings (`MATTERHUB_SEARCH_TANTIVY_<FIELD>`)."""
+
+    heap_mb: int = Field(
+        default=128,
+        ge=16,
+        le=64 * 1024,
+        description=(
+            "Memory of each index's writer in MiB, shared by its threads: more holds more "
+            "entries between segment flushes during a large ingest; it is also the ceiling of "
+            "what indexing adds to the server's memory."
+        ),
+    )
+    threads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Indexing threads of each index's writer.",
+    )
+
+
 class TantivyIndex(SearchBackend):
     """A tantivy index in `path`; the process holding it is its only writer (tantivy's rule)."""
 
+    settings_model = TantivySettings
+    text_sort_limit = 10_000
+    """Most matches a sort on a text field orders (it reads every match's values)."""
+
+    @classmethod
+    def open(cls, location: Path, settings: PluginSettings) -> TantivyIndex:
+        """The index in folder `location`, with the writer's memory and threads of `settings`."""
+        assert isinstance(settings, TantivySettings)
+        return cls(location, heap_bytes=settings.heap_mb * 1024 * 1024, threads=settings.threads)
+
     def __init__(
-        self, path: Path, *, heap_bytes: int = 512 * 1024 * 1024, threads: int = 2
+        self, path: Path, *, heap_bytes: int = 128 * 1024 * 1024, threads: int = 2
     ) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -263,23 +298,69 @@ class TantivyIndex(SearchBackend):
     def _sorted(
         self, searcher: tantivy.Searcher, query: Query, spec: SearchSpec
     ) -> tuple[list[Hit], int]:
-        # tantivy sorts on JSON paths only inside aggregations: top_hits gives the page's keys.
-        order = [{f"r.{s.field_name}": s.order} for s in spec.sort]
-        aggs = {
-            "page": {
-                "top_hits": {
-                    "size": spec.limit,
-                    "from": spec.offset,
-                    "sort": order,
-                    "docvalue_fields": ["subject", "entry_id"],
-                }
-            }
-        }
+        if any(self._fields.get(s.field_name, set()) - _SORTABLE for s in spec.sort):
+            return self._sorted_here(searcher, query, spec)
         total = _count(searcher.search(query, 1, count=True))
         if spec.limit == 0 or spec.offset >= total:
             # top_hits panics on a `from` past the last hit (tantivy slices its hits with it);
             # a page past the end is empty, as it is for unsorted searches.
             return [], total
+        return self._by_keys(searcher, query, spec.sort, spec.offset, spec.limit), total
+
+    def _by_keys(
+        self,
+        searcher: tantivy.Searcher,
+        query: Query,
+        sort: Sequence[GSort],
+        offset: int,
+        limit: int,
+    ) -> list[Hit]:
+        """`limit` hits from `offset` of `query` in the order of `sort` (numbers and dates).
+
+        top_hits orders the entries that have the first key (it would put those without it
+        first); the entries without it follow, ordered by the other keys, then by ingest.
+        """
+        if not sort:
+            result = searcher.search(
+                query,
+                limit,
+                count=False,
+                order_by_field="seq",
+                order=tantivy.Order.Asc,
+                offset=offset,
+            )
+            return [self._hit(searcher.doc(address)) for _seq, address in result.hits]
+        has = Query.exists_query(f"r.{sort[0].field_name}", json_subpaths=False)
+        having = Query.boolean_query([(Occur.Must, query), (Occur.Must, has)])
+        present = _count(searcher.search(having, 1, count=True))
+        hits: list[Hit] = []
+        if offset < present:
+            hits = self._top_hits(searcher, having, sort, offset, min(limit, present - offset))
+        if offset + limit > present:
+            lacking = Query.boolean_query([(Occur.Must, query), (Occur.MustNot, has)])
+            start = max(0, offset - present)
+            hits += self._by_keys(searcher, lacking, sort[1:], start, limit - len(hits))
+        return hits
+
+    def _top_hits(
+        self,
+        searcher: tantivy.Searcher,
+        query: Query,
+        sort: Sequence[GSort],
+        offset: int,
+        limit: int,
+    ) -> list[Hit]:
+        # tantivy sorts on JSON paths only inside aggregations: top_hits gives the page's keys.
+        aggs = {
+            "page": {
+                "top_hits": {
+                    "size": limit,
+                    "from": offset,
+                    "sort": [{f"r.{s.field_name}": s.order} for s in sort],
+                    "docvalue_fields": ["subject", "entry_id"],
+                }
+            }
+        }
         rows = searcher.aggregate(query, aggs)["page"]["hits"]
         hits = []
         for row in rows:
@@ -290,7 +371,53 @@ class TantivyIndex(SearchBackend):
             )
             if found.hits:
                 hits.append(self._hit(searcher.doc(found.hits[0][1])))
-        return hits, total
+        return hits
+
+    def _sorted_here(
+        self, searcher: tantivy.Searcher, query: Query, spec: SearchSpec
+    ) -> tuple[list[Hit], int]:
+        """A sort on a text field, which tantivy's top_hits ignores: every match's sort values
+        are read (in ingest order) and ordered here, as Elasticsearch orders them — a list by
+        its least value ascending and its greatest descending, entries without the field
+        last. At most `text_sort_limit` matches."""
+        total = _count(searcher.search(query, 1, count=True))
+        if spec.limit == 0 or spec.offset >= total:
+            return [], total
+        if total > self.text_sort_limit:
+            position, name = next(
+                (i, s.field_name)
+                for i, s in enumerate(spec.sort)
+                if self._fields.get(s.field_name, set()) - _SORTABLE
+            )
+            raise BadRequest(
+                f"a sort on the text field {name} takes at most {self.text_sort_limit} matches "
+                f"and this search has {total}: narrow it, or sort on a number or a date",
+                field=f"sort[{position}].field_name",
+            )
+        # Read from the stored entries: top_hits' doc values would fail on any segment that
+        # lacks a sort field's column (tantivy checks them per segment).
+        result = searcher.search(
+            query, total, count=False, order_by_field="seq", order=tantivy.Order.Asc
+        )
+        paths = [_path(s.field_name) for s in spec.sort]
+        rows = []
+        for _seq, address in result.hits:
+            doc = searcher.doc(address)
+            content = orjson.loads(bytes(doc.get_first("source")))  # type: ignore[arg-type]
+            content = numeric_view(content) or content  # as the `r` view indexed it
+            rows.append((doc, [_values_at(content, path) for path in paths]))
+        # One stable pass per key, the last key first, leaves the rows in the keys' order.
+        for position in reversed(range(len(spec.sort))):
+            descending = spec.sort[position].order == "desc"
+            pick = max if descending else min
+            present = [
+                (row, pick(_sort_value(v) for v in row[1][position]))
+                for row in rows
+                if row[1][position]
+            ]
+            present.sort(key=lambda pair: pair[1], reverse=descending)
+            rows = [row for row, _ in present] + [row for row in rows if not row[1][position]]
+        return [self._hit(doc) for doc, _ in rows[spec.offset : spec.offset + spec.limit]], total
 
     def _facets(self, searcher: tantivy.Searcher, spec: SearchSpec) -> list[dict[str, Any]]:
         query = self._query(spec, post=False)
@@ -414,6 +541,27 @@ class TantivyIndex(SearchBackend):
         tmp = self._fields_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({p: sorted(k) for p, k in self._fields.items()}))
         os.replace(tmp, self._fields_file)
+
+
+def _path(field_name: str) -> list[str]:
+    """A field path's keys (`a.b` → a, b; a dot inside a key is written `\\.`)."""
+    return [part.replace("\\.", ".") for part in re.split(r"(?<!\\)\.", field_name)]
+
+
+def _values_at(value: Any, path: list[str]) -> list[Any]:
+    """The leaf values at `path`, lists flattened as the index flattens them."""
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _values_at(item, path)]
+    if not path:
+        return [] if value is None or isinstance(value, dict) else [value]
+    if isinstance(value, dict) and path[0] in value:
+        return _values_at(value[path[0]], path[1:])
+    return []
+
+
+def _sort_value(value: Any) -> tuple[int, Any]:
+    """Numbers before text when a field holds both, so values of one field always compare."""
+    return (1, value) if isinstance(value, str) else (0, value)
 
 
 def _count(result: tantivy.SearchResult) -> int:

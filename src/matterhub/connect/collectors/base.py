@@ -7,12 +7,12 @@ import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 from matterhub.core.errors import InvalidInput
 from matterhub.netguard import NetGuard
+from matterhub.plugins import iter_plugins
 
 __all__ = [
     "Collector",
@@ -96,7 +96,7 @@ class Collector(ABC):
 
 def load_collectors() -> list[Collector]:
     """Every collector registered under the `matterhub.collectors` entry point, built-ins too."""
-    out: list[Collector] = [point.load()() for point in entry_points(group="matterhub.collectors")]
+    out: list[Collector] = [plugin() for _name, plugin in iter_plugins("matterhub.collectors")]
     return sorted(out, key=lambda c: (c.priority, c.name))
 
 

@@ -6,7 +6,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any
 
 from matterhub.connect.extractors.base import (
@@ -23,6 +22,7 @@ from matterhub.connect.extractors.base import (
 from matterhub.connect.extractors.generic import GenericExtractor
 from matterhub.connect.extractors.pool import ExtractorPool, Outcome, Task, default_pool
 from matterhub.core.errors import InvalidInput
+from matterhub.plugins import iter_plugins
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -53,13 +53,13 @@ def load_extractors(names: Iterable[str] | None = None) -> list[Extractor]:
     """Instantiate the plugins of the `matterhub.extractors` entry point group (all, or `names`)."""
     wanted = None if names is None else set(names)
     found: dict[str, Extractor] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if wanted is not None and ep.name not in wanted:
+    for name, plugin in iter_plugins(ENTRY_POINT_GROUP):  # a broken one is logged and skipped
+        if wanted is not None and name not in wanted:
             continue
         try:
-            found[ep.name] = ep.load()()
+            found[name] = plugin()
         except Exception as exc:  # one broken plugin must not disable the others
-            log.warning("extractor plugin %s failed to load: %s", ep.name, exc)
+            log.warning("extractor plugin %s failed to start: %s", name, exc)
     missing = (wanted or set()) - set(found)
     if missing:
         raise InvalidInput(

@@ -1,4 +1,8 @@
-"""The executor port: what a runtime needs to start a servable and what a call returns."""
+"""The executor port: what a runtime needs to start a servable and what a call returns.
+
+Executors register under the `matterhub.executors` entry points (`local` and `ray` too); the
+`executor` setting names one by the part before its first ':' (`ray://head:10001` → `ray`).
+"""
 
 from __future__ import annotations
 
@@ -9,23 +13,28 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from matterhub.core.errors import ExecutorError
 from matterhub.hub.runtime.autoscale import Autoscaler, Bounds, Observation, ScaleLoop
 from matterhub.hub.runtime.view import PoolView
-from matterhub.sandbox import Limits
+from matterhub.plugins import NoSettings, PluginSettings
+from matterhub.sandbox import Limits, Sandbox
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "Call",
     "CallResult",
     "Executor",
+    "ExecutorContext",
     "WorkerCrashed",
     "WorkerSpec",
     "WorkerTimeout",
     "in_thread",
 ]
 
+
+ENTRY_POINT_GROUP = "matterhub.executors"
 
 # Blocking waits of the event-loop run path (a busy worker, a cold start, a first lookup): a pool
 # of their own, so they never queue behind (or starve) the loop's default executor.
@@ -127,10 +136,40 @@ class WorkerTimeout(ExecutorError):
     code = "worker_timeout"
 
 
+@dataclass(frozen=True, slots=True)
+class ExecutorContext:
+    """What the hub gives every executor it opens (plain values: executors never see Settings)."""
+
+    scratch_dir: Path  # per-call scratch folders are made under it
+    sandbox: Sandbox  # the one sandbox every execution of servable code goes through
+    inputs_dir: Path | None = None  # staged file inputs (hub/inputs.py)
+    max_workers: int = 8  # warm workers kept at most (`hub_max_workers`)
+    idle_s: float = 600.0  # seconds an idle worker stays warm (`hub_worker_idle_s`)
+
+
 class Executor(ABC):
     """Runs calls of ready servable versions on warm workers (local processes or Ray actors)."""
 
     name = "executor"
+    settings_model: ClassVar[type[PluginSettings]] = NoSettings
+    """The executor's own settings (`MATTERHUB_EXECUTOR_<NAME>_<FIELD>`, or `executor_options`)."""
+
+    @classmethod
+    def check_target(cls, target: str) -> None:
+        """Refuse an `executor` setting this executor does not understand, before the hub opens
+        anything (InvalidInput, field `executor`); by default every target is accepted."""
+        return None
+
+    @classmethod
+    @abstractmethod
+    def open(cls, target: str, context: ExecutorContext, settings: PluginSettings) -> Executor:
+        """The executor for the `executor` setting `target` (`local`, `ray://head:10001`, …).
+
+        `settings` is an instance of `settings_model`; `check_target(target)` has passed.
+
+        Raises:
+            ExecutorError: the executor's engine cannot be reached or started.
+        """
 
     @abstractmethod
     def run(

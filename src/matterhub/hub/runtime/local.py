@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from matterhub.core.errors import ExecutorError
+from matterhub.core.errors import ExecutorError, InvalidInput
 from matterhub.hub.inputs import localize
 from matterhub.hub.runtime import frames
 from matterhub.hub.runtime.autoscale import Bounds, LatencyWindow, Observation
@@ -37,6 +37,7 @@ from matterhub.hub.runtime.base import (
     Call,
     CallResult,
     Executor,
+    ExecutorContext,
     WorkerCrashed,
     WorkerSpec,
     WorkerTimeout,
@@ -44,6 +45,7 @@ from matterhub.hub.runtime.base import (
 )
 from matterhub.hub.runtime.lanes import Lane, lane_for
 from matterhub.hub.runtime.view import PoolView, WorkerView, tree_cpu_ns, tree_memory
+from matterhub.plugins import PluginSettings
 from matterhub.sandbox import Sandbox, View, kill
 
 __all__ = ["LocalExecutor"]
@@ -345,6 +347,25 @@ class LocalExecutor(Executor):
     """Warm, sandboxed worker processes on this machine (the default executor)."""
 
     name = "local"
+
+    @classmethod
+    def check_target(cls, target: str) -> None:
+        """Only `local`."""
+        if target != "local":
+            raise InvalidInput(
+                f"the local executor is named 'local', not {target!r}", field="executor"
+            )
+
+    @classmethod
+    def open(cls, target: str, context: ExecutorContext, settings: PluginSettings) -> LocalExecutor:
+        """Workers on this machine."""
+        return cls(
+            context.scratch_dir,
+            context.sandbox,
+            max_workers=context.max_workers,
+            idle_s=context.idle_s,
+            inputs_dir=context.inputs_dir,
+        )
 
     def __init__(
         self,

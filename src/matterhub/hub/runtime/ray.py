@@ -18,20 +18,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matterhub.core.errors import ExecutorError
+from pydantic import Field
+
+from matterhub.core.errors import ExecutorError, InvalidInput
 from matterhub.hub.runtime.autoscale import Bounds, LatencyWindow, Observation
 from matterhub.hub.runtime.base import (
     Call,
     CallResult,
     Executor,
+    ExecutorContext,
     WorkerCrashed,
     WorkerSpec,
     WorkerTimeout,
 )
 from matterhub.hub.runtime.view import PoolView, WorkerView
+from matterhub.plugins import PluginSettings
 from matterhub.sandbox import Sandbox
 
-__all__ = ["RayExecutor", "ServableActor"]
+__all__ = ["RayExecutor", "RaySettings", "ServableActor"]
 
 log = logging.getLogger(__name__)
 _ERRORS: dict[str, type[ExecutorError]] = {
@@ -102,10 +106,46 @@ class _Replica:
     latency: LatencyWindow = field(default_factory=lambda: LatencyWindow(512))
 
 
+class RaySettings(PluginSettings):
+    """The Ray executor's settings (`MATTERHUB_EXECUTOR_RAY_<FIELD>`)."""
+
+    namespace: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description=(
+            "Ray namespace the hub joins when it connects (unset: an anonymous one), so that "
+            "hubs sharing a cluster keep their actors apart."
+        ),
+    )
+
+
 class RayExecutor(Executor):
     """Servables as Ray actors: the autoscaler's count per version, calls to the least busy."""
 
     name = "ray"
+    settings_model = RaySettings
+
+    @classmethod
+    def check_target(cls, target: str) -> None:
+        """`ray:local` or `ray://host:port`."""
+        if target != "ray:local" and not target.startswith("ray://"):
+            raise InvalidInput(
+                f"unknown executor {target!r}: use 'ray:local' or 'ray://host:port'",
+                field="executor",
+            )
+
+    @classmethod
+    def open(cls, target: str, context: ExecutorContext, settings: PluginSettings) -> RayExecutor:
+        """A Ray started here (`ray:local`) or the cluster at `ray://host:port`."""
+        assert isinstance(settings, RaySettings)
+        return cls(
+            target,
+            scratch_dir=context.scratch_dir,
+            sandbox=context.sandbox,
+            inputs_dir=context.inputs_dir,
+            namespace=settings.namespace,
+        )
 
     def __init__(
         self,
@@ -114,6 +154,7 @@ class RayExecutor(Executor):
         scratch_dir: Path,
         sandbox: Sandbox,
         inputs_dir: Path | None = None,
+        namespace: str | None = None,
     ) -> None:
         try:
             import ray
@@ -127,9 +168,10 @@ class RayExecutor(Executor):
                     log_to_driver=False,
                     configure_logging=False,
                     runtime_env={"env_vars": {"RAY_DEDUP_LOGS": "0"}},
+                    namespace=namespace,
                 )
             else:
-                ray.init(address=url, log_to_driver=False)
+                ray.init(address=url, log_to_driver=False, namespace=namespace)
         self._started_ray = url == "ray:local"
         self._actor_class = ray.remote(num_cpus=0, max_restarts=-1)(ServableActor)
         self._scratch = str(scratch_dir)

@@ -346,7 +346,7 @@ def main(argv: list[str]) -> int:
             document = json.load(handle)
         runners["run"] = shim.load(document, _path(files_dir))
         # Model servables take arrays; python functions get lists, as JSON would give them.
-        arrays = document["servable"].get("shim") != "python.PythonStaticMethodServable"
+        arrays = shim.takes_arrays(document)
     except BaseException as exc:
         write_frame(stdout, {"ready": False, **_error(exc)})
         return 1
