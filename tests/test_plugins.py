@@ -221,7 +221,7 @@ def test_plugin_settings_come_from_options_then_environment_then_defaults(
     prefix = env_prefix("search", "tantivy")
     assert prefix == "MATTERHUB_SEARCH_TANTIVY_"
     assert env_prefix("executor", "my-k8s.v2") == "MATTERHUB_EXECUTOR_MY_K8S_V2_"
-    assert plugin_settings(TantivySettings, {}, prefix=prefix, field="f").heap_mb == 512
+    assert plugin_settings(TantivySettings, {}, prefix=prefix, field="f").heap_mb == 128
     monkeypatch.setenv("MATTERHUB_SEARCH_TANTIVY_HEAP_MB", "128")
     monkeypatch.setenv("MATTERHUB_SEARCH_TANTIVY_THREADS", "3")
     got = plugin_settings(TantivySettings, {"heap_mb": 256}, prefix=prefix, field="f")
@@ -252,6 +252,6 @@ def test_settings_shows_the_chosen_plugins_and_their_settings(tmp_path: Path) ->
     result = CliRunner().invoke(app, ["--data-dir", str(tmp_path), "settings"], env=env)
     assert result.exit_code == 0, result.output
     plugins = json.loads(result.output)["plugins"]
-    assert plugins["search_backend"] == {"tantivy": {"heap_mb": 512, "threads": 3}}
+    assert plugins["search_backend"] == {"tantivy": {"heap_mb": 128, "threads": 3}}
     assert plugins["executor"] == {"ray://head:10001": {"namespace": None}}
     assert plugins["model_adapters"]["onnx.ONNXServable"] == {}
