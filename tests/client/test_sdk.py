@@ -207,6 +207,35 @@ def test_download_via_archive_and_from_results(
     assert too_many["success"] is False and "Too many results" in too_many["message"]
 
 
+def test_a_large_cut_of_search_results_comes_from_the_archive(
+    hub_client: MakeClient, services: Services, tmp_path: Path
+) -> None:
+    files = {f"s{i:03d}/data.txt": f"sample {i}\n".encode() for i in range(100)}
+    sid = publish(services, files)
+    client = hub_client()
+
+    def records(indices: range) -> list[dict[str, Any]]:
+        base = f"{client.base_url}/api/datasets/{sid}/files"
+        return [
+            {
+                "mdf": {"resource_type": "record", "source_id": sid},
+                "files": [{"url": f"{base}/s{i:03d}/data.txt", "filename": "data.txt"}],
+            }
+            for i in indices
+        ]
+
+    most = client.download(records(range(70)), tmp_path / "most", progress=False)
+    assert most.via_archive  # 70 of 100 small files: one archive, the wanted members kept
+    got = sorted(p.relative_to(tmp_path / "most" / sid).as_posix() for p in most.files)
+    assert got == sorted(f"s{i:03d}/data.txt" for i in range(70))
+    assert not (tmp_path / "most" / sid / "s070").exists()  # the others are not unpacked
+    assert (tmp_path / "most" / sid / "s069" / "data.txt").read_bytes() == b"sample 69\n"
+    few = client.download(records(range(30)), tmp_path / "few", progress=False)
+    assert not few.via_archive and len(few.files) == 30  # a small share: file by file
+    one_by_one = client.download(records(range(70)), tmp_path / "each", archive=False)
+    assert not one_by_one.via_archive and len(one_by_one.files) == 70
+
+
 def test_checksum_mismatch_removes_the_file(
     hub_client: MakeClient, services: Services, tmp_path: Path
 ) -> None:
