@@ -92,11 +92,12 @@ def submit_until_searchable(
     start = time.perf_counter()
     sid = services.connect.submit(who, request)["source_id"]
     status: dict[str, Any] = services.connect.wait(sid, timeout=timeout)
+    # A failed submission never becomes searchable: say why instead of waiting for it.
+    assert status["status"]["state"] == "succeeded", status["display_status"]
     q = GSearchRequest(q=f'mdf.source_id:"{sid}"', advanced=True, limit=0)
     while services.search.search(ANONYMOUS, "mdf", q).total < records + 1:
         time.sleep(0.01)
     total = time.perf_counter() - start
-    assert status["status"]["state"] == "succeeded", status["display_status"]
     return total, status
 
 
