@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -166,12 +164,10 @@ def test_filters_are_bounded_before_the_parser_runs() -> None:
     assert tree('id = "((((((("', limits) == qt.Phrase("optimade.id", "(((((((")
     many = " OR ".join(f"nsites={i}" for i in range(5))
     assert "more than 4 comparisons" in refused(many, limits).detail
-    # The default bound keeps the worst case cheap: a filter of the largest size parses fast.
+    # The default bound admits a filter of the largest size (its cost: bench, not asserted here).
     worst = " OR ".join(f'(nelements={i} AND elements HAS "Fe")' for i in range(200))[:4096]
     worst = worst[: worst.rfind(" OR ")]
-    started = time.perf_counter()
     node = tree(worst)
-    assert time.perf_counter() - started < 5
     assert isinstance(node, qt.Bool) and len(node.clauses) > 80
     assert "bytes long" in refused("nsites=1 OR " * 400 + "nsites=1").detail
 
